@@ -1,0 +1,5 @@
+import sys
+
+from hybridsearch.cli import main
+
+sys.exit(main())
