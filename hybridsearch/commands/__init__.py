@@ -12,6 +12,5 @@ import torch / transformers inside `run`.
 """
 
 COMMAND_MODULES = [
-    "hybridsearch.commands.data",
-    "hybridsearch.commands.teacher",
+    # add one line per subcommand module, in --help order
 ]
