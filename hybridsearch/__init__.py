@@ -8,6 +8,9 @@ them (see `hybridsearch.students.hf`).
 
 __version__ = "0.1.0"
 
+from hybridsearch import _hf_hook  # noqa: E402
 from hybridsearch.errors import UserError  # noqa: E402
+
+_hf_hook.install()  # AutoConfig / AutoModelForSequenceClassification know "hybridsearch-student"
 
 __all__ = ["UserError", "__version__"]

@@ -43,7 +43,7 @@ def make_tiny_bert(tmp_path, *, num_labels=2, layers=2, hidden=32, heads=4, ffn=
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     vocab = write_tiny_vocab(tmp_path / "vocab.txt")
-    tokenizer = BertTokenizerFast(vocab_file=vocab, do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True)  # transformers 5: `vocab=`, not `vocab_file=`
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=tokenizer.vocab_size,

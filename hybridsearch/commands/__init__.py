@@ -13,4 +13,12 @@ import torch / transformers inside `run`.
 
 COMMAND_MODULES = [
     # add one line per subcommand module, in --help order
+    "hybridsearch.commands.data",
+    "hybridsearch.commands.teacher",
+    "hybridsearch.commands.profile",
+    "hybridsearch.commands.baselines",
+    "hybridsearch.commands.search",
+    "hybridsearch.commands.study",
+    "hybridsearch.commands.export",
+    "hybridsearch.commands.report",
 ]

@@ -1,0 +1,226 @@
+"""Budgeted distillation of one student.
+
+`distill(...)` trains for `recipe.steps` optimizer steps: AdamW (weight decay on
+matrices only), linear warm-up then linear decay to 0, gradient clipping, a seeded
+data order. The soft targets are the *cached* teacher logits; the teacher itself runs
+(per batch, no grad) only when a loss needs its hidden states or attention maps.
+Every `eval_every` steps and at the end it scores dev and calls `report(step, dev)`;
+whatever `report` raises (a prune signal) propagates to the caller. The best-dev
+weights are restored at the end ("dev picks"). A NaN / inf loss stops the run
+with `TrainResult.failure` set, never an exception.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from hybridsearch.distill.losses import DistillLoss
+from hybridsearch.distill.recipe import DistillRecipe
+
+
+@dataclass
+class TrainResult:
+    steps_done: int = 0
+    best_dev: float | None = None
+    best_step: int | None = None
+    history: list[dict] = field(default_factory=list)  # {"step", "loss", "dev"}
+    failure: str | None = None
+    wall_s: float = 0.0
+
+
+def encode_rows(tokenizer, texts, text_pairs=None, max_length=64, batch_size=4096) -> dict:
+    """Tokenize once into padded LongTensors (N, max_length) using the teacher's `encode`."""
+    from hybridsearch.teacher import encode
+
+    parts = []
+    for start in range(0, len(texts), batch_size):
+        pair = list(text_pairs[start:start + batch_size]) if text_pairs else None
+        parts.append(encode(tokenizer, list(texts[start:start + batch_size]), pair, max_length=max_length))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def _slice(enc: dict, idx, device) -> dict:
+    """Rows `idx` of encoded inputs, trimmed to the longest real sequence in the batch."""
+    batch = {k: v[idx] for k, v in enc.items()}  # (b, T)
+    mask = batch.get("attention_mask")
+    if mask is not None:
+        length = int(mask.sum(1).max().item()) or 1
+        batch = {k: v[:, :length] for k, v in batch.items()}  # (b, t)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(model, enc: dict, batch_size=128, device="cpu") -> np.ndarray:
+    """Logits (N, C) of `model` on encoded inputs, in eval mode (training mode restored)."""
+    was_training = model.training
+    model.eval()
+    n = next(iter(enc.values())).shape[0]
+    out = []
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(n, start + batch_size))
+        out.append(model(**_slice(enc, idx, device)).logits.float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _optimizer(params_student, params_loss, recipe: DistillRecipe):
+    decay, no_decay = [], []
+    for p in list(params_student) + list(params_loss):
+        if p.requires_grad:
+            (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=recipe.lr)
+
+
+def _schedule(optimizer, recipe: DistillRecipe):
+    warm, total = recipe.warmup_steps(), recipe.steps
+
+    def factor(step: int) -> float:
+        if warm > 0 and step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _student_widths(student, probe: dict, want_att: bool) -> tuple[list[int], bool]:
+    """Widths of the student's hidden states (embedding output first) and whether it yields attention maps."""
+    with torch.no_grad():
+        out = student(**probe, output_hidden_states=True, output_attentions=want_att)
+    has_att = bool(out.attentions) and any(a is not None for a in out.attentions)
+    return [h.shape[-1] for h in out.hidden_states], has_att
+
+
+def _set_attention(model, impl: str) -> None:
+    """Switch a transformers model's attention implementation ("eager" returns attention maps)."""
+    setter = getattr(model, "set_attn_implementation", None)
+    if setter is not None:
+        try:
+            setter(impl)
+            return
+        except Exception:  # noqa: BLE001 - older transformers
+            pass
+    if getattr(model, "config", None) is not None:
+        model.config._attn_implementation = impl
+
+
+def distill(
+    student,
+    recipe: DistillRecipe,
+    train_enc: dict,
+    train_labels,
+    train_logits,
+    dev_enc: dict,
+    dev_labels,
+    metric: str,
+    teacher_model=None,
+    report=None,
+    device="cpu",
+    progress: bool = True,
+) -> TrainResult:
+    """Distil `student` in place for `recipe.steps` steps; see the module docstring."""
+    from tqdm.auto import tqdm
+
+    from hybridsearch.data.metrics import score
+
+    t0 = time.perf_counter()
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    student.to(device).train()
+    labels_t = torch.as_tensor(np.asarray(train_labels), dtype=torch.long)
+    logits_t = torch.as_tensor(np.asarray(train_logits), dtype=torch.float32)
+    n = labels_t.shape[0]
+    if n == 0:
+        return TrainResult(failure="no training rows", wall_s=time.perf_counter() - t0)
+    want_states, want_att = recipe.needs_teacher_states(), "kd_am" in recipe.losses
+    if want_states and teacher_model is None:
+        raise ValueError("recipe needs teacher hidden states / attention but no teacher model was given")
+    widths, has_att = _student_widths(student, _slice(train_enc, torch.arange(min(2, n)), device), want_att)
+    if want_att and not has_att:
+        return TrainResult(failure="kd_am needs attention maps but the student returned none",
+                           wall_s=time.perf_counter() - t0)
+    restore_attn = None
+    if want_states:
+        teacher_model.to(device).eval()
+        if want_att:
+            restore_attn = getattr(teacher_model.config, "_attn_implementation", None)
+            _set_attention(teacher_model, "eager")
+        t_cfg = teacher_model.config
+        loss_fn = DistillLoss(recipe, widths, t_cfg.hidden_size, t_cfg.num_hidden_layers).to(device)
+    else:
+        loss_fn = DistillLoss(recipe, widths, widths[-1], max(1, len(widths) - 1)).to(device)
+    optimizer = _optimizer(student.parameters(), loss_fn.parameters(), recipe)
+    scheduler = _schedule(optimizer, recipe)
+    result = TrainResult()
+    best_state = None
+    dev_labels = np.asarray(dev_labels)
+
+    def evaluate_dev(step: int, loss_value: float | None):
+        nonlocal best_state
+        preds = predict(student, dev_enc, device=device).argmax(-1)
+        dev = float(score(metric, preds, dev_labels)[0])
+        result.history.append({"step": step, "loss": loss_value, "dev": dev})
+        if result.best_dev is None or dev > result.best_dev:
+            result.best_dev, result.best_step = dev, step
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in student.state_dict().items()})
+        if report is not None:
+            report(step, dev)  # may raise a prune signal: let it through
+
+    order = rng.permutation(n)
+    cursor = 0
+    bar = tqdm(total=recipe.steps, desc="distill", disable=not progress, leave=False, unit="step")
+    running = None
+    try:
+        for step in range(1, recipe.steps + 1):
+            if cursor + recipe.batch_size > n:
+                order, cursor = rng.permutation(n), 0
+            idx = torch.as_tensor(order[cursor:cursor + recipe.batch_size])
+            cursor += recipe.batch_size
+            batch = _slice(train_enc, idx, device)
+            mask = batch.get("attention_mask")
+            out = student(**batch, output_hidden_states=want_states, output_attentions=want_att)
+            t_out = None
+            if want_states:
+                with torch.no_grad():
+                    t_out = teacher_model(**batch, output_hidden_states=True, output_attentions=want_att)
+            loss, parts = loss_fn(out, logits_t[idx].to(device), labels_t[idx].to(device), t_out, mask)
+            if not torch.isfinite(loss):
+                detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in parts.items())
+                result.failure = f"diverged: non-finite loss at step {step} ({detail}); lower lr or check the inputs"
+                result.steps_done = step - 1
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], recipe.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            after = getattr(student, "after_optimizer_step", None)  # e.g. re-apply sparsity masks
+            if callable(after):
+                after()
+            result.steps_done = step
+            value = float(loss.detach())
+            running = value if running is None else 0.9 * running + 0.1 * value
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.4f}")
+            if step % recipe.eval_every == 0 or step == recipe.steps:
+                evaluate_dev(step, value)
+    finally:
+        bar.close()
+        if restore_attn is not None and restore_attn != "eager":
+            _set_attention(teacher_model, restore_attn)  # the teacher is timed later in its usual form
+    if result.failure is None and best_state is None:
+        evaluate_dev(result.steps_done, None)
+    if best_state is not None:
+        student.load_state_dict(best_state)
+    if result.failure is None and result.best_dev is not None and not math.isfinite(result.best_dev):
+        result.failure = "dev score is not finite"
+    result.wall_s = time.perf_counter() - t0
+    student.eval()
+    return result
+

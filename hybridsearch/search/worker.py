@@ -1,0 +1,189 @@
+"""Run objective calls in a worker process, so a crash or an OOM kill fails one trial only.
+
+`TrialRunner(objective, isolation="process")` keeps one spawned worker process alive
+across trials (the objective's `setup()` runs once per process); when the process
+dies mid-call, the call returns status "error" with the exit reason and the next
+call starts a fresh process. `isolation="inline"` runs in this process (tests,
+debugging). Intermediate scores travel over a pipe: the parent answers each
+`report(step, value)` with continue / prune.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from hybridsearch.errors import UserError
+
+
+@dataclass
+class CallResult:
+    status: str  # "done" | "pruned" | "error"
+    value: Any = None
+    reason: str | None = None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "out of memory (MemoryError)"
+    text = f"{type(exc).__name__}: {exc}"
+    if "out of memory" in str(exc).lower():
+        return f"out of memory ({text})"
+    return " ".join(text.split())[:500]
+
+
+def _call(objective, kind: str, sample: dict, report) -> CallResult:
+    from hybridsearch.distill import TrialPruned
+    from hybridsearch.search.objective import metrics_dict
+
+    try:
+        if kind == "precheck":
+            return CallResult("done", objective.precheck(sample))
+        if kind == "reference":
+            return CallResult("done", objective.reference() if hasattr(objective, "reference") else None)
+        return CallResult("done", metrics_dict(objective.evaluate(sample, report)))
+    except TrialPruned as exc:
+        return CallResult("pruned", reason=str(exc) or "pruned on an intermediate dev score")
+    except UserError as exc:
+        return CallResult("error", reason=f"invalid candidate: {exc}")
+    except Exception as exc:  # noqa: BLE001 - any failure fails this trial only, with its reason
+        tb = traceback.format_exc(limit=3)
+        return CallResult("error", reason=_reason(exc), value={"traceback": tb[-2000:]})
+
+
+def _child_main(conn, objective) -> None:
+    from hybridsearch.distill import TrialPruned
+
+    try:
+        objective.setup()
+    except Exception as exc:  # noqa: BLE001
+        conn.send(("setup_error", isinstance(exc, UserError), _reason(exc) if not isinstance(exc, UserError) else str(exc)))
+        return
+    conn.send(("ready",))
+    while True:
+        msg = conn.recv()
+        if msg[0] == "stop":
+            return
+        kind, sample = msg[1], msg[2]
+
+        def report(step, value):
+            conn.send(("report", int(step), float(value)))
+            if conn.recv() == "prune":
+                raise TrialPruned(f"pruned at step {step} (dev score {value:.4f})")
+
+        result = _call(objective, kind, sample, report)
+        conn.send(("result", result.status, result.value, result.reason))
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "worker process stopped answering"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.Signals._value2member_map_ else str(-exitcode)
+        hint = " (likely out of memory)" if -exitcode == signal.SIGKILL else ""
+        return f"worker process killed by {name}{hint}"
+    return f"worker process exited with code {exitcode}"
+
+
+class TrialRunner:
+    """Runs `precheck` / `evaluate` calls of one objective, isolated per `isolation`."""
+
+    def __init__(self, objective, isolation: str = "process", call_timeout: float | None = None):
+        if isolation not in ("process", "inline"):
+            raise UserError(f"unknown isolation {isolation!r}; use process or inline")
+        self.objective, self.isolation, self.call_timeout = objective, isolation, call_timeout
+        self._proc = self._conn = None
+        self._inline_ready = False
+
+    # -- process management ---------------------------------------------------
+    def _start(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_child_main, args=(child, self.objective), daemon=True)
+        proc.start()
+        child.close()
+        while not parent.poll(0.2):
+            if not proc.is_alive():
+                raise RuntimeError(f"search worker failed to start: {_death_reason(proc.exitcode)}")
+        msg = parent.recv()
+        if msg[0] == "setup_error":
+            proc.join(5)
+            if msg[1]:
+                raise UserError(msg[2])
+            raise RuntimeError(f"search worker setup failed: {msg[2]}")
+        self._proc, self._conn = proc, parent
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                self._conn.send(("stop",))
+            except (OSError, BrokenPipeError):
+                pass
+            self._proc.join(5)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(5)
+        self._proc = self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- calls ---------------------------------------------------------------------
+    def run(self, kind: str, sample: dict, on_report: Callable[[int, float], bool] | None = None) -> CallResult:
+        """kind "precheck" | "evaluate". `on_report(step, value) -> True` prunes the trial."""
+        if self.isolation == "inline":
+            return self._run_inline(kind, sample, on_report)
+        if self._proc is None or not self._proc.is_alive():
+            self.close()
+            self._start()
+        conn, proc = self._conn, self._proc
+        conn.send(("call", kind, sample))
+        start = time.monotonic()
+        while True:
+            if conn.poll(0.2):
+                try:
+                    msg = conn.recv()
+                except EOFError:
+                    msg = None
+                if msg is None:
+                    proc.join(2)
+                    return self._died()
+                if msg[0] == "report":
+                    prune = bool(on_report(msg[1], msg[2])) if on_report else False
+                    conn.send("prune" if prune else "continue")
+                    continue
+                return CallResult(msg[1], msg[2], msg[3])
+            if not proc.is_alive():
+                return self._died()
+            if self.call_timeout and time.monotonic() - start > self.call_timeout:
+                proc.kill()
+                proc.join(5)
+                self._proc = self._conn = None
+                return CallResult("error", reason=f"trial exceeded its time limit of {self.call_timeout:g} s")
+
+    def _died(self) -> CallResult:
+        code = self._proc.exitcode if self._proc is not None else None
+        self._proc = self._conn = None
+        return CallResult("error", reason=_death_reason(code))
+
+    def _run_inline(self, kind, sample, on_report) -> CallResult:
+        from hybridsearch.distill import TrialPruned
+
+        if not self._inline_ready:
+            self.objective.setup()
+            self._inline_ready = True
+
+        def report(step, value):
+            if on_report and on_report(int(step), float(value)):
+                raise TrialPruned(f"pruned at step {step} (dev score {value:.4f})")
+
+        return _call(self.objective, kind, sample, report)

@@ -1,0 +1,269 @@
+"""Quantization: fake quantization for QAT, integer codes for export, bit packing.
+
+Weights (per-output-channel symmetric, "channel" = dim 0 of the tensor: a Linear's
+output feature, a Conv's output channel, an Embedding's row, an LSTM gate row):
+
+    qmax  = 2**(bits-1) - 1            # 127, 7, 3, 1 for 8, 4, 3, 2 bits
+    scale = max(|w[c, :]|) / qmax      # float32, one per channel
+    q     = clamp(round(w / scale), -qmax, qmax)     # integer code
+    w_hat = q * scale
+
+16 bits means a float16 round trip; 32 bits is untouched. The forward pass of
+`fake_quant_weight` returns exactly `q * scale` (so a model reloaded from the
+exported integer codes gives the same logits) and its backward is the identity
+(straight-through estimator).
+
+Activations (act_bits=8) are fake-quantized the way torch's dynamic int8 kernels
+quantize a Linear's input at run time: per tensor, asymmetric uint8 from the
+batch's min / max (min clamped <= 0 <= max). `prepare_qat(model, plan)` wires
+both into a model through `torch.nn.utils.parametrize` (weights) and forward
+pre-hooks (activations), so parameter names and optimizers stay unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+QUANT_BITS = (8, 4, 3, 2)  # bit-widths stored as integer codes
+ACT_HOOK_ATTR = "_hs_act_quant_hook"
+
+
+def qmax(bits: int) -> int:
+    """Largest integer code of a symmetric `bits`-bit grid (codes in [-qmax, qmax])."""
+    return 2 ** (bits - 1) - 1
+
+
+def _ste_classes():
+    import torch
+
+    class RoundSTE(torch.autograd.Function):
+        """round() forward, identity backward."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return torch.round(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    class HalfSTE(torch.autograd.Function):
+        """float16 round trip forward, identity backward."""
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.to(torch.float16).to(x.dtype)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    return RoundSTE, HalfSTE
+
+
+_STE = None
+
+
+def _ste():
+    global _STE
+    if _STE is None:
+        _STE = _ste_classes()
+    return _STE
+
+
+def channel_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per-output-channel symmetric scales of `w` (C, ...) -> (C,) float32; never zero."""
+    import torch
+
+    flat = w.detach().reshape(w.shape[0], -1).abs().amax(dim=1).to(torch.float32)  # (C,)
+    return (flat / qmax(bits)).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+def _bcast(scale: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return scale.reshape((-1,) + (1,) * (w.dim() - 1))  # (C, 1, ...)
+
+
+def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer codes and scales: (q int8 same shape as w, scale float32 (C,))."""
+    import torch
+
+    if bits not in QUANT_BITS:
+        raise ValueError(f"quantize: bits must be one of {QUANT_BITS}, got {bits}")
+    scale = channel_scales(w, bits)
+    q = torch.clamp(torch.round(w.detach().float() / _bcast(scale, w)), -qmax(bits), qmax(bits))
+    return q.to(torch.int8), scale
+
+
+def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """q * scale, float32, same shape as q."""
+    import torch
+
+    return q.to(torch.float32) * _bcast(scale, q)
+
+
+def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
+    """Forward: the value the exported weight will have; backward: identity (STE)."""
+    import torch
+
+    if bits >= 32:
+        return w
+    round_ste, half_ste = _ste()
+    if bits == 16:
+        return half_ste.apply(w)
+    scale = channel_scales(w, bits)
+    scale = _bcast(scale, w).to(w.dtype)
+    q = torch.clamp(round_ste.apply(w / scale), -qmax(bits), qmax(bits))
+    return q * scale
+
+
+def fake_quant_act(x: torch.Tensor) -> torch.Tensor:
+    """Dynamic per-tensor asymmetric uint8 fake quantization (what dynamic int8 Linear does)."""
+    import torch
+
+    if not x.is_floating_point() or x.numel() == 0:
+        return x
+    round_ste, _ = _ste()
+    lo = x.detach().amin().clamp(max=0.0)
+    hi = x.detach().amax().clamp(min=0.0)
+    scale = ((hi - lo) / 255.0).clamp_min(1e-8)
+    zero = torch.round(-lo / scale)
+    q = torch.clamp(round_ste.apply(x / scale) + zero, 0.0, 255.0)
+    return (q - zero) * scale
+
+
+def _modules():
+    from torch import nn
+
+    class FakeQuantWeight(nn.Module):
+        """Parametrization: weight -> fake_quant_weight(weight, bits)."""
+
+        def __init__(self, bits: int):
+            super().__init__()
+            self.bits = int(bits)
+
+        def forward(self, w):
+            return fake_quant_weight(w, self.bits)
+
+        def extra_repr(self) -> str:
+            return f"bits={self.bits}"
+
+    return FakeQuantWeight
+
+
+_FQ = None
+
+
+def FakeQuantWeight(bits: int) -> nn.Module:  # noqa: N802 - factory that reads like a class
+    """A parametrization module applying `fake_quant_weight` at `bits`."""
+    global _FQ
+    if _FQ is None:
+        _FQ = _modules()
+    return _FQ(bits)
+
+
+def is_fake_quant(module) -> bool:
+    """Whether a parametrization module is a FakeQuantWeight."""
+    return _FQ is not None and isinstance(module, _FQ)
+
+
+def _act_pre_hook(module, args):
+    if not args:
+        return None
+    return (fake_quant_act(args[0]),) + tuple(args[1:])
+
+
+def add_act_quant(module: nn.Module) -> None:
+    """Fake-quantize `module`'s first input (8-bit dynamic) on every forward; idempotent."""
+    if getattr(module, ACT_HOOK_ATTR, None) is None:
+        setattr(module, ACT_HOOK_ATTR, module.register_forward_pre_hook(_act_pre_hook))
+
+
+def remove_act_quant(model: nn.Module) -> None:
+    """Remove every activation fake-quant hook under `model`."""
+    for m in model.modules():
+        handle = getattr(m, ACT_HOOK_ATTR, None)
+        if handle is not None:
+            handle.remove()
+            setattr(m, ACT_HOOK_ATTR, None)
+
+
+def add_weight_quant(module: nn.Module, name: str, bits: int) -> None:
+    """Register a FakeQuantWeight parametrization on `module.<name>` (no-op at 32 bits)."""
+    from torch.nn.utils import parametrize
+
+    if bits >= 32:
+        return
+    parametrize.register_parametrization(module, name, FakeQuantWeight(bits))
+
+
+def prepare_qat(model: nn.Module, plan=None) -> nn.Module:
+    """Wrap `model`'s weights for quantization-aware training according to the arch.
+
+    plan: a `compress.CompressionPlan` (default: built from `model.arch`).
+    Weight tensors get a FakeQuantWeight parametrization at their bit-width
+    (after any sparsity mask: call `sparsity.apply_masks` first so scales are
+    computed over the surviving weights); modules of layers with act_bits=8 get
+    an input fake-quant hook. In place; returns `model`.
+    """
+    from hybridsearch.students.compress import plan_for
+
+    plan = plan or plan_for(model)
+    for entry in plan.entries:
+        if entry.bits < 32:
+            add_weight_quant(entry.module, entry.param, entry.bits)
+    for module in plan.int8_modules.values():
+        add_act_quant(module)
+    return model
+
+
+# ---- bit packing (export) ---------------------------------------------------------
+
+
+def pack_bits(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """Pack unsigned integers < 2**bits (any shape) into a flat uint8 bitstream, LSB first."""
+    import torch
+
+    flat = values.reshape(-1).to(torch.int64)
+    shifts = torch.arange(bits, dtype=torch.int64)
+    stream = ((flat[:, None] >> shifts) & 1).reshape(-1)  # (N*bits,)
+    pad = (-stream.numel()) % 8
+    if pad:
+        stream = torch.cat([stream, stream.new_zeros(pad)])
+    weights = (1 << torch.arange(8, dtype=torch.int64))
+    return (stream.reshape(-1, 8) * weights).sum(dim=1).to(torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    """Inverse of `pack_bits`: the first `count` values, int64 (count,)."""
+    import torch
+
+    stream = ((packed.to(torch.int64)[:, None] >> torch.arange(8, dtype=torch.int64)) & 1).reshape(-1)
+    stream = stream[: count * bits].reshape(count, bits)
+    return (stream << torch.arange(bits, dtype=torch.int64)).sum(dim=1)
+
+
+def pack_codes(q: torch.Tensor, bits: int) -> torch.Tensor:
+    """Signed codes in [-qmax, qmax] -> stored tensor: int8 as is at 8 bits, else packed uint8."""
+    import torch
+
+    if bits == 8:
+        return q.reshape(-1).to(torch.int8)
+    return pack_bits(q.to(torch.int64) + 2 ** (bits - 1), bits)
+
+
+def unpack_codes(stored: torch.Tensor, bits: int, count: int) -> torch.Tensor:
+    """Inverse of `pack_codes`: int8 (count,)."""
+    import torch
+
+    if bits == 8:
+        return stored.reshape(-1)[:count].to(torch.int8)
+    return (unpack_bits(stored, bits, count) - 2 ** (bits - 1)).to(torch.int8)
+
+
+def packed_nbytes(count: int, bits: int) -> int:
+    """Bytes `pack_codes` / `pack_bits` use for `count` values at `bits` bits."""
+    return (count * bits + 7) // 8

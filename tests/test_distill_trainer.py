@@ -1,0 +1,86 @@
+"""The budgeted trainer on a tiny task with a tiny random teacher: it learns, fails cleanly, prunes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hybridsearch.distill import TrialPruned
+from hybridsearch.distill.recipe import DistillRecipe
+from hybridsearch.distill.trainer import distill, predict
+from tests.conftest import TINY_WORDS
+from tests.distill_helpers import tiny_bert
+
+
+def _tiny_data(tokenizer, n=96, seed=0, max_length=12):
+    rng = np.random.default_rng(seed)
+    texts = [" ".join(rng.choice(TINY_WORDS, size=rng.integers(3, 9))) for _ in range(n)]
+    enc = tokenizer(texts, padding="max_length", truncation=True, max_length=max_length, return_tensors="pt")
+    return {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def _setup(tmp_path):
+    teacher, tok = tiny_bert(tmp_path / "t", layers=2, hidden=32, seed=0)
+    student, _ = tiny_bert(tmp_path / "s", layers=1, hidden=16, heads=2, ffn=32, seed=1)
+    for m in (teacher, student):
+        m.set_attn_implementation("eager")
+    train, dev = _tiny_data(tok, 96, 0), _tiny_data(tok, 32, 1)
+    with torch.no_grad():
+        t_train = teacher(**train).logits.numpy() * 4  # sharpen the random teacher's targets
+        t_dev = teacher(**dev).logits.numpy() * 4
+    return teacher, student, train, dev, t_train, t_train.argmax(-1), t_dev.argmax(-1)
+
+
+def _kl(student, enc, t_logits):
+    s = torch.log_softmax(torch.as_tensor(predict(student, enc)), -1)
+    t = torch.log_softmax(torch.as_tensor(t_logits), -1)
+    return float(torch.nn.functional.kl_div(s, t, log_target=True, reduction="batchmean"))
+
+
+def test_trainer_lowers_the_distillation_loss(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    before = _kl(student, train, t_train)
+    recipe = DistillRecipe(losses=["kd_ol"], alpha=0.0, temperature=1.0, steps=60, lr=3e-3, batch_size=16,
+                           eval_every=20, warmup=0.1)
+    seen = []
+    res = distill(student, recipe, train, np.full(96, -100), t_train, dev, y_dev, "accuracy",
+                  report=lambda step, dev_score: seen.append((step, dev_score)), progress=False)
+    assert res.failure is None and res.steps_done == 60
+    assert [s for s, _ in seen] == [20, 40, 60]
+    assert all(0.0 <= d <= 1.0 for _, d in seen) and res.best_dev == max(d for _, d in seen)
+    after = _kl(student, train, t_train)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_trainer_with_hidden_and_attention_losses(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    recipe = DistillRecipe(losses=["kd_ol", "kd_eo", "kd_am", "emb"], steps=6, lr=1e-3, batch_size=16,
+                           eval_every=3, layer_map="uniform")
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    res = distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", teacher_model=teacher,
+                  progress=False)
+    assert res.failure is None and res.steps_done == 6
+    changed = [k for k, v in student.state_dict().items() if not torch.equal(v, before[k])]
+    assert any("attention" in k for k in changed)
+
+
+def test_nan_run_fails_cleanly_with_its_reason(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    bad = t_train.copy()
+    bad[:] = np.nan
+    recipe = DistillRecipe(steps=5, batch_size=16, eval_every=2)
+    res = distill(student, recipe, train, y_train, bad, dev, y_dev, "accuracy", progress=False)
+    assert res.failure is not None and "non-finite loss at step 1" in res.failure
+    assert res.steps_done == 0
+
+
+def test_report_can_prune(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+
+    def report(step, dev_score):
+        raise TrialPruned(f"pruned at {step}")
+
+    recipe = DistillRecipe(steps=10, batch_size=16, eval_every=2)
+    with pytest.raises(TrialPruned, match="pruned at 2"):
+        distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", report=report, progress=False)
