@@ -25,10 +25,13 @@ def _initializing(name: str) -> bool:
     return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
-def _register() -> None:
+def _register(just_executed: str | None = None) -> None:
+    """Register unless a needed module is half-initialised (`just_executed` has finished
+    executing though its spec still says initialising)."""
     if not any(name in sys.modules for name in AUTO):
         return  # nothing to register with yet
-    if any(_initializing(name) for name in NEEDED + ("hybridsearch.students.hf",)):
+    pending = [n for n in TARGETS + ("hybridsearch.students.hf",) if n != just_executed and _initializing(n)]
+    if pending:
         return  # mid-cycle; the completion of that module calls us again (hf registers at its end)
     try:
         from hybridsearch.students import hf
@@ -59,7 +62,7 @@ class _AfterImport:  # a meta-path finder (importlib.abc costs ~70 ms to import)
 
         def exec_then_register(module):
             exec_module(module)
-            _register()
+            _register(fullname)
 
         loader.exec_module = exec_then_register
         return spec

@@ -36,6 +36,29 @@ def _layers(params: dict) -> list[str]:
     return [params.get(f"layer_{i}.block", params.get("layer_0.block", "transformer")) for i in range(depth)]
 
 
+def _layer_label(params: dict, i: int) -> str:
+    """Short text for layer i: block and its main size ("attn 4h", "conv k5", "lstm 96"), bits, sparsity."""
+    j = i if f"layer_{i}.block" in params else 0  # shared layers repeat layer 0
+    get = lambda k: params.get(f"layer_{j}.{k}")  # noqa: E731
+    block = get("block") or "transformer"
+    size = {"transformer": ("attn", "heads", "{}h"), "cnn": ("conv", "kernel", "k{}"), "bilstm": ("lstm", "lstm", "{}")}
+    name, key, fmt_ = size.get(block, (block, None, ""))
+    text = f"{name} {fmt_.format(get(key))}" if key and get(key) is not None else name
+    if get("weight_bits") and get("weight_bits") != 32:
+        text += f" w{get('weight_bits')}"
+    if get("sparsity"):
+        text += f" s{get('sparsity'):g}"
+    return text
+
+
+def describe(params: dict) -> str:
+    """One line for a sample: layers bottom-up, then the other choices ("attn 4h | conv k5 ; act_bits=8")."""
+    layers = " | ".join(_layer_label(params, i) for i in range(int(params.get("depth", 0) or 0)))
+    rest = " ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(params.items())
+                    if k != "depth" and not k.startswith("layer_"))
+    return f"{layers} ; {rest}" if rest else layers
+
+
 def write_report(run_dir, study, baselines_dir=None) -> Path:
     import matplotlib
 
@@ -54,7 +77,8 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.scatter([r["speedup"] for r in done], [r["score"] for r in done], c="#999999", s=18, label="trials")
     fr_pts = sorted((r for r in fr if r.get("speedup") and r.get("score") is not None), key=lambda r: r["speedup"])
-    ax.plot([r["speedup"] for r in fr_pts], [r["score"] for r in fr_pts], "o-", c="#4C72B0", label="front")
+    ax.scatter([r["speedup"] for r in fr_pts], [r["score"] for r in fr_pts], c="#4C72B0", s=30,
+               label="front (dev score, latency, size)", zorder=4)
     for r in fr_pts:
         ax.annotate(str(r["trial"]), (r["speedup"], r["score"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if teacher and teacher.get("score") is not None:
@@ -78,7 +102,8 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
     for y, r in enumerate(fr):
         for x, block in enumerate(_layers(r["params"])):
             ax.add_patch(plt.Rectangle((x, y + 0.1), 0.9, 0.8, color=BLOCK_COLORS.get(block, "#000000")))
-            ax.text(x + 0.45, y + 0.5, block[:5], ha="center", va="center", fontsize=7, color="white")
+            ax.text(x + 0.45, y + 0.5, _layer_label(r["params"], x), ha="center", va="center", fontsize=7,
+                    color="white" if block != "skip" else "black")
     ax.set_yticks([y + 0.5 for y in range(len(fr))], [f"trial {r['trial']}" for r in fr], fontsize=7)
     ax.set_xlim(0, max([len(_layers(r["params"])) for r in fr] + [1]))
     ax.set_ylim(0, max(1, len(fr)))
@@ -94,13 +119,13 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
              f"{len(rows)} trials ({sum(r['state'] == 'COMPLETE' for r in rows)} complete), "
              f"shape {study.user_attrs.get('shape')}, CPU {study.user_attrs.get('cpu')}.", "",
              "![Pareto front](pareto.png)", "", "## Front", "",
-             "| trial | role | dev | test | p vs teacher | latency ms | speed-up | size MB | seeded | layers |",
+             "| trial | role | dev | test | p vs teacher | latency ms | speed-up | size MB | seeded | architecture (bottom-up) ; other choices |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in ([teacher] if teacher else []) + fr:
         lines.append(f"| {r['trial']} | {r.get('role', 'front')} | {fmt(r.get('dev_score'))} | {fmt(r.get('test_score'))} | "
                      f"{fmt(r.get('p_vs_teacher'), '.3f')} | {fmt(r.get('latency_ms'), '.2f')} | "
                      f"{fmt(r.get('speedup'), '.2f')} | {fmt(r.get('size_mb'), '.1f')} | "
-                     f"{'yes' if r.get('seeded') else ''} | {' '.join(_layers(r.get('params') or {}))} |")
+                     f"{'yes' if r.get('seeded') else ''} | {describe(r.get('params') or {})} |")
     lines += ["", "![Architectures](arch.png)", ""]
     out = run_dir / "report.md"
     out.write_text("\n".join(lines) + "\n")

@@ -85,3 +85,18 @@ def test_run_baselines_writes_a_table_even_with_a_failed_row(tmp_path, monkeypat
     # a second run reuses the finished rows
     again = bl.run_baselines(ctx, out, ["dq8"], steps=2, log=lambda *_: None)
     assert again[1]["score"] == by["dq8"]["score"]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--steps", "0"], "--steps must be >= 1"),
+    (["--methods", "dq8,nope"], "unknown baseline method"),
+    (["--shape", "1y"], "bad shape"),
+    pytest.param(["--device", "cuda:7"], "cuda:7", marks=pytest.mark.skipif(
+        __import__("torch").cuda.device_count() > 7, reason="needs a missing GPU")),
+])
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message):
+    from hybridsearch.cli import main
+
+    assert main(["baselines", "--out", str(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err

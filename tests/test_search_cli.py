@@ -49,7 +49,7 @@ def test_search_end_to_end_on_a_csv_task(tmp_path, user_files, capsys):
     data, teacher, space = user_files
     out = tmp_path / "run"
     argv = ["search", "--task", str(data), "--text-column", "review", "--label-column", "stars",
-            "--teacher", str(teacher), "--space", str(space), "--trials", "3", "--repeats", "3", "--out", str(out)]
+            "--teacher", str(teacher), "--space", str(space), "--trials", "5", "--repeats", "3", "--out", str(out)]
     assert main(argv) == 0
     rows = list(csv.DictReader((out / "pareto.csv").open()))
     assert rows[0]["role"] == "teacher" and any(r["role"] == "front" for r in rows)
@@ -68,6 +68,18 @@ def test_search_end_to_end_on_a_csv_task(tmp_path, user_files, capsys):
     assert main(["export", str(out), "--best", "--to", str(tmp_path / "exp")]) == 0
     assert json.loads((tmp_path / "exp" / "config.json").read_text())
     assert main(["report", str(out)]) == 0
+    # a trial off the front has no kept weights: export re-distils it from its recorded sample
+    front_trials = {int(r["trial"]) for r in rows if r["role"] == "front"}
+    from hybridsearch.search.distill_objective import sample_key
+    from hybridsearch.search.results import load_study
+    from hybridsearch.search.rundir import load_run
+
+    study = load_study(load_run(out))
+    off = [t for t in study.trials if t.state.name == "COMPLETE" and t.number not in front_trials]
+    if off:
+        assert not (out / "weights" / sample_key(off[0].params)).exists()
+        assert main(["export", str(out), "--trial", str(off[0].number), "--to", str(tmp_path / "off")]) == 0
+        assert (tmp_path / "off" / "model.safetensors").exists()
     # a different space for the same RUN_DIR is refused
     other = tmp_path / "other.yaml"
     other.write_text(TINY_SPACE.replace("[1, 2]", "[1]"))
@@ -79,3 +91,38 @@ def test_not_a_run_dir_is_refused(tmp_path, capsys):
     (tmp_path / "x" / "file.txt").write_text("hi")
     assert main(["study", "show", str(tmp_path / "x")]) == 2
     assert "is not a hybridsearch run" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_retrain_an_arch_json_over_two_seeds(tmp_path, user_files):
+    from hybridsearch.search.freeze import FreezeBase
+    from hybridsearch.search.space import load_space
+
+    data, teacher, space = user_files
+    arch, _ = load_space(str(space)).freeze(
+        {"depth": 1, "arch.act_bits": 32, "layer_0.block": "cnn", "recipe.temperature": 1.0},
+        FreezeBase(vocab_size=48, unk_id=1, num_labels=2, id2label={0: "neg", 1: "pos"}, max_positions=64))
+    arch_file = tmp_path / "arch.json"
+    arch_file.write_text(arch.to_json())
+    out = tmp_path / "retrained"
+    argv = ["retrain", str(arch_file), "--task", str(data), "--text-column", "review", "--label-column", "stars",
+            "--teacher", str(teacher), "--steps", "4", "--seeds", "0,1", "--repeats", "3", "--to", str(out)]
+    assert main(argv) == 0
+    summary = json.loads((out / "retrain.json").read_text())
+    assert len(summary["tests"]) == 2 and summary["best_seed"] in (0, 1)
+    assert (out / "config.json").exists()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_unreachable_budget_and_bad_storage_are_one_line_errors(tmp_path, user_files, capsys):
+    data, teacher, space = user_files
+    base = ["search", "--task", str(data), "--text-column", "review", "--label-column", "stars",
+            "--teacher", str(teacher), "--space", str(space), "--trials", "2", "--repeats", "3"]
+    assert main(base + ["--out", str(tmp_path / "r1"), "--max-size-mb", "0.0001"]) == 2
+    err = capsys.readouterr().err
+    assert "no candidate of" in err and "can meet the budget" in err and len(err.strip().splitlines()) == 1
+    assert main(base + ["--out", str(tmp_path / "r2"), "--storage", "postgresql://nobody@127.0.0.1:1/x"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open study storage" in err or "database driver missing" in err

@@ -194,3 +194,15 @@ def test_resume_with_another_identity_or_objective_is_refused(tmp_path):
 def test_unreachable_storage_is_a_user_error():
     with pytest.raises(UserError, match="cannot open study storage"):
         open_study("sqlite:////nonexistent-dir/x/y.db", SearchSettings())
+
+
+def test_timeout_bounds_the_search_and_the_interrupted_trial_runs_again(tmp_path):
+    start = time.monotonic()
+    study = run_search(toy_space(), ToyObjective(sleep=60), f"sqlite:///{tmp_path / 's.db'}",
+                       SearchSettings(trials=10, sampler="random", timeout=3, isolation="process"))
+    assert time.monotonic() - start < 15  # not 60: the running trial was stopped at the deadline
+    cut = [t for t in study.trials if t.user_attrs.get("interrupted")]
+    assert len(cut) == 1 and cut[0].state.name == "FAIL" and "--timeout" in cut[0].user_attrs["reason"]
+    assert finished_count(study) == states(study).count("COMPLETE")
+    waiting = [t for t in study.get_trials() if t.state.name == "WAITING"]
+    assert waiting and waiting[-1].system_attrs["fixed_params"] == cut[0].params

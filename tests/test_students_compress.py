@@ -60,12 +60,29 @@ def test_fake_quant_straight_through_gradient_and_16_bits():
     assert fake_quant_weight(w, 32) is w
 
 
-def test_activation_fake_quant_uses_256_levels():
+@pytest.mark.parametrize("levels", [128, 256])
+def test_activation_fake_quant_grid(levels):
     x = torch.randn(3, 7, 11) * 3
-    y = fake_quant_act(x)
-    step = (x.max() - x.min().clamp(max=0)) / 255
+    y = fake_quant_act(x, levels)
+    step = (x.max() - x.min().clamp(max=0)) / (levels - 1)
     assert (y - x).abs().max() <= step / 2 + 1e-5
-    assert len(torch.unique(y)) <= 256
+    assert len(torch.unique(y)) <= levels
+
+
+def test_activation_fake_quant_matches_torch_dynamic_int8_linear():
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(32, 8)
+    x = torch.randn(4, 32) * 2 + 0.5
+    q, scale = quantize(lin.weight, 8)
+    qlin = quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear: per_channel_dynamic_qconfig})[0]
+    zero = torch.zeros(8, dtype=torch.long)
+    qlin.set_weight_bias(torch._make_per_channel_quantized_tensor(q, scale.double(), zero, 0), lin.bias)
+    simulated = torch.nn.functional.linear(fake_quant_act(x), dequantize(q, scale), lin.bias)
+    coarse = torch.nn.functional.linear(fake_quant_act(x, 256), dequantize(q, scale), lin.bias)
+    err = (qlin(x) - simulated).abs().max()
+    assert err < 1e-4 < (qlin(x) - coarse).abs().max()
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
@@ -157,3 +174,13 @@ def test_size_shrinks_with_bits_and_counts_shared_layers_once():
     one_layer = small_arch()
     one_layer.layers = one_layer.layers[:1]
     assert shared == size_bytes(one_layer) < separate
+
+
+def test_param_count_of_the_teacher_shape_equals_transformers_bert(tmp_path):
+    from hybridsearch.students.init import arch_from_teacher_config
+    from tests.conftest import make_tiny_bert
+
+    model, tokenizer, _ = make_tiny_bert(tmp_path, save=False)
+    arch = arch_from_teacher_config(model.config, tokenizer)
+    assert param_count(arch) == sum(p.numel() for p in model.parameters())
+    assert size_bytes(arch) == 4 * param_count(arch)  # all float32, no buffers

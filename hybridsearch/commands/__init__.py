@@ -20,5 +20,7 @@ COMMAND_MODULES = [
     "hybridsearch.commands.search",
     "hybridsearch.commands.study",
     "hybridsearch.commands.export",
+    "hybridsearch.commands.retrain",
     "hybridsearch.commands.report",
+    "hybridsearch.commands.latency",
 ]

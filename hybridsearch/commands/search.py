@@ -56,7 +56,7 @@ def run(args) -> int:
     from hybridsearch.measure.latency import parse_shape, resolve_device
     from hybridsearch.search.distill_objective import DistillObjective
     from hybridsearch.search.optuna_backend import SearchSettings, run_search
-    from hybridsearch.search.rundir import default_run_dir, environment_info, open_run
+    from hybridsearch.search.rundir import default_run_dir, environment_info, open_run, update_run
     from hybridsearch.search.space import load_space
 
     start = time.perf_counter()
@@ -87,6 +87,7 @@ def run(args) -> int:
     objective = DistillObjective(
         str(space.path), task_args, str(teacher.path), cache_dir=args.cache_dir, device=args.device, shape=shape,
         threads=args.threads, repeats=args.repeats, steps=args.steps, weights_dir=str(run.path / "weights"))
+    update_run(run, objective=objective.__getstate__())
     metadata = {**identity, "space": space.name, "task_source": args.task, "teacher_path": str(teacher.path),
                 "sampler_seed": args.seed, "shape": list(shape), "device": args.device, **environment_info()}
     _step(f"2/5 search: {settings.trials} trials ({settings.sampler}, objective {settings.objective})")

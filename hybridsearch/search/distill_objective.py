@@ -35,6 +35,7 @@ class DistillObjective(Objective):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self.shape = tuple(self.shape)
         self._ctx = self._space = self._base = None
 
     def setup(self) -> None:
@@ -77,7 +78,7 @@ class DistillObjective(Objective):
     def precheck(self, sample: dict) -> dict:
         import torch
 
-        from hybridsearch.measure.latency import measure_latency
+        from hybridsearch.measure.latency import example_inputs, measure_latency
         from hybridsearch.students import HybridStudent
         from hybridsearch.students.deploy import for_deployment
         from hybridsearch.students.size import size_bytes
@@ -86,8 +87,9 @@ class DistillObjective(Objective):
         arch.validate(is_pair=self._ctx.task.spec.is_pair)
         torch.manual_seed(0)
         model = for_deployment(HybridStudent(arch).eval())
+        inputs = example_inputs(self.shape, arch.embedding.vocab_size, "cpu")
         stats = measure_latency({"student": model}, shape=self.shape, device=self.device, threads=self.threads,
-                                repeats=self.precheck_repeats, warmup=2)["student"]
+                                repeats=self.precheck_repeats, warmup=2, inputs=inputs)["student"]
         return {"latency_ms": stats.median_ms, "size_mb": size_bytes(arch) / 1e6}
 
     def evaluate(self, sample: dict, report):
@@ -102,6 +104,8 @@ class DistillObjective(Objective):
         if m.failure is None and self.weights_dir and self._ctx.last_student is not None:
             out = Path(self.weights_dir) / sample_key(sample)
             save_student(self._ctx.last_student, out, tokenizer=self._ctx.teacher.tokenizer)
+            (out / "recipe.json").write_text(recipe.to_json())  # for `hybridsearch retrain`
+            (out / "sample.json").write_text(json.dumps(sample, sort_keys=True, indent=1))
             m.extra["weights"] = str(out)
         self._ctx.last_student = None
         return m

@@ -25,7 +25,14 @@ from pathlib import Path
 LOCK_ENV = "HYBRIDSEARCH_NODE_LOCK"
 DEFAULT_LOCK = "/tmp/hybridsearch-node.lock"
 
-_state = {"shared_fd": None, "shared_depth": 0, "measure_depth": 0, "path": None}
+_state = {"shared_fd": None, "shared_depth": 0, "measure_depth": 0, "path": None, "pid": os.getpid()}
+
+
+def _own_state() -> dict:
+    """This process's lock state; a forked child starts clean (its inherited handle is the parent's hold)."""
+    if _state["pid"] != os.getpid():
+        _state.update(shared_fd=None, shared_depth=0, measure_depth=0, path=None, pid=os.getpid())
+    return _state
 
 
 def lock_path(path: str | os.PathLike | None = None) -> Path:
@@ -65,6 +72,7 @@ def _release(fd: int) -> None:
 @contextmanager
 def training(path: str | os.PathLike | None = None):
     """Shared hold for the duration of a training (re-entrant)."""
+    _own_state()
     p = lock_path(path)
     if _state["shared_depth"] == 0:
         _state["shared_fd"], _state["path"] = _acquire_shared(p), p
@@ -80,6 +88,7 @@ def training(path: str | os.PathLike | None = None):
 
 def yield_point() -> None:
     """Inside `training()`: let a queued measurer run, then take the shared hold again."""
+    _own_state()
     if _state["shared_fd"] is None or _state["measure_depth"]:
         return
     _release(_state["shared_fd"])
@@ -89,6 +98,7 @@ def yield_point() -> None:
 @contextmanager
 def measuring(path: str | os.PathLike | None = None):
     """Exclusive hold for a latency measurement (re-entrant; drops this process's shared hold)."""
+    _own_state()
     if _state["measure_depth"]:
         _state["measure_depth"] += 1
         try:

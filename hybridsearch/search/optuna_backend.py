@@ -2,7 +2,9 @@
 
 Contracts:
 - multi-objective (`objective="multi"`): maximize dev score, minimize latency_ms, minimize size_mb;
-  `objective="score"`: maximize dev score, pruned on intermediate dev scores.
+  `objective="score"`: maximize dev score, pruned on intermediate dev scores. When the
+  objective has a `reference()` (the teacher), a trial's latency_ms is the teacher's
+  reference latency / the trial's same-run speed-up (drift-free; raw median kept).
 - budgets are constraints (`Trial.set_constraint`, <= 0 feasible) and, before training,
   a precheck on the untrained candidate: over-budget trials end PRUNED with
   user attr `reason` ("over budget: ...") and `rejected=True`.
@@ -13,12 +15,15 @@ Contracts:
   in the milliseconds between creating a trial and its first heartbeat leaves that
   trial RUNNING; it does not count towards `trials`.)
 - `settings.trials` counts finished trials (COMPLETE, PRUNED, FAIL with a reason)
-  over all runs of the study: a resumed search runs only the rest.
+  over all runs of the study: a resumed search runs only the rest. `timeout` bounds the
+  whole search: a trial still running at the deadline is stopped (FAIL, `interrupted`,
+  not counted) and enqueued again for the next run (process isolation only).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -32,6 +37,7 @@ from hybridsearch.search.objective import (
     over_budget,
 )
 from hybridsearch.search.rundir import STUDY_NAME
+from hybridsearch.search.worker import INTERRUPTED
 
 SAMPLERS = ("nsga2", "tpe", "random")
 
@@ -89,6 +95,7 @@ def make_storage(url: str, heartbeat_interval: int = 10, grace_period: int | Non
     """An RDBStorage with heartbeat; `UserError` when the URL cannot be opened."""
     import optuna
 
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=heartbeat_interval, grace_period=grace_period or 3 * heartbeat_interval,
@@ -177,7 +184,7 @@ def finished_count(study) -> int:
     for t in study.get_trials(deepcopy=False):
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED):
             n += 1
-        elif t.state == TrialState.FAIL and t.user_attrs.get("reason"):
+        elif t.state == TrialState.FAIL and t.user_attrs.get("reason") and not t.user_attrs.get("interrupted"):
             n += 1
     return n
 
@@ -227,6 +234,8 @@ def run_search(space, objective, storage_url: str | None, settings: SearchSettin
     if remaining <= 0:
         return study
     runner = TrialRunner(as_objective(objective), settings.isolation, settings.trial_timeout)
+    if settings.timeout:
+        runner.deadline = time.monotonic() + settings.timeout
     try:
         if hasattr(objective, "reference") and "teacher" not in study.user_attrs:
             res = runner.run("reference", {})
@@ -247,6 +256,18 @@ def run_search(space, objective, storage_url: str | None, settings: SearchSettin
     finally:
         runner.close()
     return study
+
+
+def _drift_free(metrics: dict, teacher: dict | None) -> dict:
+    """latency_ms := the teacher's reference latency / this trial's same-run speed-up.
+
+    A shared machine drifts between trials; the speed-up (student and teacher timed
+    interleaved in one run) does not. The trial's own median stays as `latency_ms_raw`.
+    """
+    ref = (teacher or {}).get("latency_ms")
+    if ref and metrics.get("speedup") and metrics.get("latency_ms") is not None:
+        metrics = dict(metrics, latency_ms_raw=metrics["latency_ms"], latency_ms=ref / metrics["speedup"])
+    return metrics
 
 
 def _fail(trial, reason: str):
@@ -287,8 +308,11 @@ def _trial_function(space, runner, settings: SearchSettings):
             trial.set_user_attr("reason", res.reason)
             raise optuna.TrialPruned(res.reason)
         if res.status == "error":
+            if res.reason == INTERRUPTED:  # not the candidate's fault: does not count, runs again on resume
+                trial.set_user_attr("interrupted", True)
+                trial.study.enqueue_trial(trial.params, user_attrs={"seeded": trial.user_attrs.get("seeded", False)})
             _fail(trial, res.reason)
-        metrics = res.value or {}
+        metrics = _drift_free(res.value or {}, trial.study.user_attrs.get("teacher"))
         trial.set_user_attr("metrics", metrics)
         _set_constraints(trial, constraint_values(metrics, *budgets), settings)
         if metrics.get("failure"):

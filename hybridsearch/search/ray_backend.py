@@ -36,7 +36,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from hybridsearch.errors import UserError
-from hybridsearch.search.objective import DIRECTIONS, OBJECTIVE_NAMES, constraint_values, objective_values, over_budget
+from hybridsearch.search.objective import (
+    DIRECTIONS,
+    OBJECTIVE_NAMES,
+    constraint_values,
+    objective_values,
+    over_budget,
+)
 from hybridsearch.search.rundir import STUDY_NAME
 
 RAY_DIR = "ray"
@@ -109,7 +115,15 @@ def _make_search_class():
             return self._ot_study
 
         def suggest(self, trial_id):
+            from ray.tune.search import Searcher
+
+            from hybridsearch.search.optuna_backend import finished_count
+
             study = self._ensure()
+            live = [sid for tid, (_, sid) in self._ids.items() if tid not in self._completed_trials
+                    and not study._storage.get_trial(sid).state.is_finished()]
+            if finished_count(study) + len(live) >= self._hs["settings"].trials:
+                return Searcher.FINISHED  # the study has (or will have) enough finished trials
             ot_trial = study.ask()
             params = self._suggest_from_define_by_run_func(self._space, ot_trial)
             self._ids[trial_id] = [ot_trial.number, ot_trial._trial_id]
@@ -240,6 +254,8 @@ def trainable(config: dict, objective=None, ctx: dict | None = None) -> None:
     if number is not None and _finished_in_study(ctx, number):
         send({"hs_replayed": 1})
         return
+    if ctx.get("cwd") and os.path.isdir(ctx["cwd"]):
+        os.chdir(ctx["cwd"])  # Tune starts trials in their own directory; relative paths are the driver's
     if ctx.get("lock_path"):
         os.environ[locks.LOCK_ENV] = ctx["lock_path"]
     locks.install_latency_lock()
@@ -340,10 +356,11 @@ def _experiments(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("exp-*") if p.is_dir())
 
 
-def _experiment_done(exp: Path, results) -> bool:
+def _experiment_done(exp: Path, results, enough: bool) -> bool:
+    """All of the experiment's trials ended, and it sampled all it meant to (or the study has enough)."""
     want = json.loads((exp / STATE_FILE).read_text()).get("num_samples", 0) if (exp / STATE_FILE).is_file() else 0
     trials = results._experiment_analysis.trials if results is not None else []
-    return len(trials) >= want and all(t.status in ("TERMINATED", "ERROR") for t in trials)
+    return all(t.status in ("TERMINATED", "ERROR") for t in trials) and (enough or len(trials) >= want)
 
 
 def run_ray_search(space, objective, storage_url: str | None, settings, run_dir, ray_settings: RaySettings | None = None,
@@ -355,7 +372,12 @@ def run_ray_search(space, objective, storage_url: str | None, settings, run_dir,
     import optuna
 
     from hybridsearch.search.objective import as_objective
-    from hybridsearch.search.optuna_backend import check_budgets_reachable, enqueue_seeds, finished_count, open_study
+    from hybridsearch.search.optuna_backend import (
+        check_budgets_reachable,
+        enqueue_seeds,
+        finished_count,
+        open_study,
+    )
     from hybridsearch.search.worker import TrialRunner
 
     settings.check()
@@ -381,13 +403,14 @@ def run_ray_search(space, objective, storage_url: str | None, settings, run_dir,
             check_budgets_reachable(space, runner, settings)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3")  # fresher state to restore from
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import ConcurrencyLimiter
 
     ctx = {"storage_url": storage_url, "study_name": study_name, "key": uuid.uuid4().hex,
            "has_budget": settings.has_budget, "max_latency_ms": settings.max_latency_ms,
-           "max_size_mb": settings.max_size_mb, "lock_path": lock_path}
+           "max_size_mb": settings.max_size_mb, "lock_path": lock_path, "cwd": os.getcwd()}
     with ray_session(rs):
         check_resources(rs)
         resources = {"cpu": rs.cpus_per_trial, "gpu": rs.gpus_per_trial}
@@ -417,7 +440,7 @@ def run_ray_search(space, objective, storage_url: str | None, settings, run_dir,
                                               failure_config=tune.FailureConfig(max_failures=0)),
                 )
             results = tuner.fit()
-            if not _experiment_done(last, results):
+            if not _experiment_done(last, results, finished_count(study) >= settings.trials):
                 raise KeyboardInterrupt("Ray search interrupted")
             (last / ".done").write_text("")
     return study

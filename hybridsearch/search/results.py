@@ -54,9 +54,11 @@ def export_trial(run, study, number: int, to, objective=None) -> Path:
         shutil.copytree(src, to)
         return to
     if objective is None:
-        meta = run.meta
-        objective = DistillObjective(meta["space"], {"task": meta.get("task_source", "mr")}, meta["teacher"],
-                                     shape=tuple(study.user_attrs.get("shape", (1, 64))))
+        state = run.meta.get("objective")
+        if not state:
+            raise UserError(f"{run.path}/run.json does not say how trials were distilled; re-run the search")
+        objective = DistillObjective.__new__(DistillObjective)
+        objective.__setstate__(dict(state))
     objective.weights_dir = str(run.path / "weights")
     objective.setup()
     m = objective.evaluate(dict(t.params), lambda step, value: None)
@@ -77,7 +79,9 @@ def finish_run(run, study, max_latency_ms=None, max_size_mb=None, objective=None
     write_pareto_csv(run.path / "pareto.csv", fr, teacher)
     prune_weights(run, front(rows), study)
     print_front(fr, teacher)
+    print("[hybridsearch] 4/5 report", flush=True)
     write_report(run.path, study)
+    print("[hybridsearch] 5/5 export the best student", flush=True)
     best = select_best(fr, teacher, max_latency_ms, max_size_mb)
     if best is None:
         return "no complete trial meets the budgets; nothing exported"

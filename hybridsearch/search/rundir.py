@@ -81,6 +81,12 @@ def open_run(path, identity: dict, storage: str | None = None, extra: dict | Non
     return Run(path, meta)
 
 
+def update_run(run: Run, **values) -> None:
+    """Add keys to run.json (e.g. the objective's settings, so export can re-distill a trial)."""
+    run.meta.update(values)
+    (run.path / RUN_FILE).write_text(json.dumps(run.meta, indent=2, sort_keys=True, default=str))
+
+
 def load_run(path) -> Run:
     """An existing run (for study show / export / report); `UserError` if `path` is not one."""
     path = Path(path).expanduser().resolve()

@@ -19,6 +19,8 @@ from typing import Any
 
 from hybridsearch.errors import UserError
 
+INTERRUPTED = "interrupted: the search's --timeout was reached (re-run to resume)"
+
 
 @dataclass
 class CallResult:
@@ -55,8 +57,26 @@ def _call(objective, kind: str, sample: dict, report) -> CallResult:
         return CallResult("error", reason=_reason(exc), value={"traceback": tb[-2000:]})
 
 
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the search process is gone (killed), so no orphan keeps training."""
+    import os
+    import threading
+
+    def loop():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
 def _child_main(conn, objective) -> None:
+    import os
+
     from hybridsearch.distill import TrialPruned
+
+    _watch_parent(os.getppid())
 
     try:
         objective.setup()
@@ -96,6 +116,7 @@ class TrialRunner:
         if isolation not in ("process", "inline"):
             raise UserError(f"unknown isolation {isolation!r}; use process or inline")
         self.objective, self.isolation, self.call_timeout = objective, isolation, call_timeout
+        self.deadline: float | None = None  # time.monotonic() after which a running call is stopped
         self._proc = self._conn = None
         self._inline_ready = False
 
@@ -164,6 +185,11 @@ class TrialRunner:
                 return CallResult(msg[1], msg[2], msg[3])
             if not proc.is_alive():
                 return self._died()
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                proc.kill()
+                proc.join(5)
+                self._proc = self._conn = None
+                return CallResult("error", reason=INTERRUPTED)
             if self.call_timeout and time.monotonic() - start > self.call_timeout:
                 proc.kill()
                 proc.join(5)

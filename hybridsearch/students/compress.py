@@ -25,6 +25,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+from torch.nn.utils import parametrize
+
 
 @dataclass
 class PlanEntry:
@@ -73,20 +76,14 @@ def _weight_params(module) -> list[str]:
 
 
 def _is_lstm(module) -> bool:
-    from torch import nn
-
     return isinstance(module, nn.LSTM)
 
 
 def _is_compressible(module) -> bool:
-    from torch import nn
-
     return isinstance(module, (nn.Linear, nn.Conv1d, nn.Embedding, nn.LSTM))
 
 
 def _param_shape(module, pname: str) -> tuple[int, ...]:
-    from torch.nn.utils import parametrize
-
     if parametrize.is_parametrized(module, pname):
         # the parametrized value has the original's shape (our parametrizations keep shapes)
         return tuple(module.parametrizations[pname].original.shape)
@@ -124,8 +121,6 @@ def build_plan(model, arch=None) -> CompressionPlan:
 
 
 def _is_conv_or_emb(module) -> bool:
-    from torch import nn
-
     return isinstance(module, (nn.Conv1d, nn.Embedding))
 
 

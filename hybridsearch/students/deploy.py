@@ -34,7 +34,7 @@ def for_deployment(student, int8: bool = True):
     from torch import nn
 
     from hybridsearch.students.compress import build_plan, clone
-    from hybridsearch.students.export import _pre_quant_weight
+    from hybridsearch.students.export import pre_quant_weight
     from hybridsearch.students.quant import quantize, remove_act_quant
     from hybridsearch.students.sparsity import make_permanent
 
@@ -44,7 +44,7 @@ def for_deployment(student, int8: bool = True):
     if int8:
         for e in plan.entries:
             if e.int8_kernel and isinstance(e.module, nn.Linear) and e.bits == 8:
-                codes[e.name.rsplit(".", 1)[0]] = quantize(_pre_quant_weight(e.module, e.param), 8)
+                codes[e.name.rsplit(".", 1)[0]] = quantize(pre_quant_weight(e.module, e.param), 8)
     make_permanent(model)
     remove_act_quant(model)
     if not int8 or not plan.int8_modules:

@@ -18,7 +18,7 @@ Which tensors are stored how is derived from the arch (shapes, bits, layout), so
 the file carries no per-tensor metadata and its size follows `size.size_bytes`.
 `load_student(dir)` rebuilds the student in its training form (masks, fake
 quantization, activation fake-quant) with the dequantized weights, so it gives
-the same logits as the student that was saved.
+the same logits as the student that was saved and can be trained further.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ ARCH_NAME = "arch.json"
 FORMAT = "hybridsearch-student-v1"
 
 
-def _pre_quant_weight(module, pname: str):
+def pre_quant_weight(module, pname: str):
     """The weight after masks but before fake quantization (what the codes are computed from)."""
     from hybridsearch.students.quant import is_fake_quant
 
@@ -76,7 +76,7 @@ def encode_state(student) -> dict:
                 f"{e.name}: the student was not prepared for its compression (bits {e.bits}, "
                 f"sparsity {e.sparsity}); call hybridsearch.students.compress.prepare(student) before training"
             )
-        w = _pre_quant_weight(e.module, e.param).to("cpu", torch.float32)
+        w = pre_quant_weight(e.module, e.param).to("cpu", torch.float32)
         layout, _ = entry_layout(e.numel, e.pruned, e.bits)
         keep = mask.reshape(-1).to("cpu") if layout == "bitmap" else None
         if keep is not None:
@@ -197,7 +197,7 @@ def load_student(directory: str | os.PathLike):
     from hybridsearch.students.compress import build_plan
     from hybridsearch.students.model import HybridStudent
     from hybridsearch.students.quant import prepare_qat
-    from hybridsearch.students.sparsity import apply_masks
+    from hybridsearch.students.sparsity import apply_masks, get_mask, magnitude_mask
 
     directory = Path(directory)
     arch = read_arch(directory)
@@ -208,8 +208,13 @@ def load_student(directory: str | os.PathLike):
     student = HybridStudent(arch)
     plan = build_plan(student, arch)
     apply_masks(plan, _masks_from_file(student, tensors))
-    prepare_qat(student, plan)
     decode_into(student, tensors)
+    # pruned tensors stored densely (cheaper at low bits) carry no mask: their pruned
+    # weights are exact zeros, so the floor(s*n) smallest |w| give an equivalent mask
+    dense = {e.name: magnitude_mask(getattr(e.module, e.param), e.pruned)
+             for e in plan.entries if e.pruned > 0 and get_mask(e.module, e.param) is None}
+    apply_masks(plan, dense)
+    prepare_qat(student, plan)
     return student.eval()
 
 
@@ -289,3 +294,19 @@ def onnx_logits(path: str | os.PathLike, input_ids, attention_mask=None, token_t
         "token_type_ids": np.zeros_like(ids) if token_type_ids is None else np.asarray(token_type_ids, np.int64),
     }
     return sess.run(["logits"], feeds)[0]
+
+
+def onnx_parity(student, path: str | os.PathLike, inputs: dict, dtype: str = "fp32") -> float:
+    """Max |logit difference| between onnxruntime on `path` and the float model it was
+    exported from (`float_model(student)`), on `inputs` (input_ids, attention_mask, token_type_ids)."""
+    import numpy as np
+    import torch
+
+    model = float_model(student, torch.float16 if dtype == "fp16" else torch.float32)
+    ids = inputs["input_ids"]
+    mask = inputs.get("attention_mask", torch.ones_like(ids))
+    types = inputs.get("token_type_ids", torch.zeros_like(ids))
+    with torch.no_grad():
+        expect = model(ids, attention_mask=mask, token_type_ids=types).logits.float().numpy()
+    got = onnx_logits(path, ids, mask, types).astype(np.float32)
+    return float(np.abs(got - expect).max())

@@ -14,21 +14,22 @@ exported integer codes gives the same logits) and its backward is the identity
 (straight-through estimator).
 
 Activations (act_bits=8) are fake-quantized the way torch's dynamic int8 kernels
-quantize a Linear's input at run time: per tensor, asymmetric uint8 from the
-batch's min / max (min clamped <= 0 <= max). `prepare_qat(model, plan)` wires
+quantize a Linear's input at run time: per tensor, asymmetric, from the batch's
+min / max (min clamped <= 0 <= max), onto ACT_LEVELS = 128 levels: the x86
+(fbgemm) dynamic Linear runs with reduce_range=True, i.e. a 7-bit activation
+range inside uint8 (so the int16 accumulation cannot overflow). `prepare_qat(model, plan)` wires
 both into a model through `torch.nn.utils.parametrize` (weights) and forward
 pre-hooks (activations), so parameter names and optimizers stay unchanged.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-    from torch import nn
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
 QUANT_BITS = (8, 4, 3, 2)  # bit-widths stored as integer codes
+ACT_LEVELS = 128  # activation grid of torch's x86 dynamic int8 Linear (uint8 with reduce_range)
 ACT_HOOK_ATTR = "_hs_act_quant_hook"
 
 
@@ -37,48 +38,32 @@ def qmax(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def _ste_classes():
-    import torch
+class _RoundSTE(torch.autograd.Function):
+    """round() forward, identity backward."""
 
-    class RoundSTE(torch.autograd.Function):
-        """round() forward, identity backward."""
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
 
-        @staticmethod
-        def forward(ctx, x):
-            return torch.round(x)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad
-
-    class HalfSTE(torch.autograd.Function):
-        """float16 round trip forward, identity backward."""
-
-        @staticmethod
-        def forward(ctx, x):
-            return x.to(torch.float16).to(x.dtype)
-
-        @staticmethod
-        def backward(ctx, grad):
-            return grad
-
-    return RoundSTE, HalfSTE
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
 
 
-_STE = None
+class _HalfSTE(torch.autograd.Function):
+    """float16 round trip forward, identity backward."""
 
+    @staticmethod
+    def forward(ctx, x):
+        return x.to(torch.float16).to(x.dtype)
 
-def _ste():
-    global _STE
-    if _STE is None:
-        _STE = _ste_classes()
-    return _STE
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
 
 
 def channel_scales(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Per-output-channel symmetric scales of `w` (C, ...) -> (C,) float32; never zero."""
-    import torch
-
     flat = w.detach().reshape(w.shape[0], -1).abs().amax(dim=1).to(torch.float32)  # (C,)
     return (flat / qmax(bits)).clamp_min(torch.finfo(torch.float32).tiny)
 
@@ -89,8 +74,6 @@ def _bcast(scale: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Integer codes and scales: (q int8 same shape as w, scale float32 (C,))."""
-    import torch
-
     if bits not in QUANT_BITS:
         raise ValueError(f"quantize: bits must be one of {QUANT_BITS}, got {bits}")
     scale = channel_scales(w, bits)
@@ -100,74 +83,52 @@ def quantize(w: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def dequantize(q: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """q * scale, float32, same shape as q."""
-    import torch
-
     return q.to(torch.float32) * _bcast(scale, q)
 
 
 def fake_quant_weight(w: torch.Tensor, bits: int) -> torch.Tensor:
     """Forward: the value the exported weight will have; backward: identity (STE)."""
-    import torch
-
     if bits >= 32:
         return w
-    round_ste, half_ste = _ste()
     if bits == 16:
-        return half_ste.apply(w)
+        return _HalfSTE.apply(w)
     scale = channel_scales(w, bits)
     scale = _bcast(scale, w).to(w.dtype)
-    q = torch.clamp(round_ste.apply(w / scale), -qmax(bits), qmax(bits))
+    q = torch.clamp(_RoundSTE.apply(w / scale), -qmax(bits), qmax(bits))
     return q * scale
 
 
-def fake_quant_act(x: torch.Tensor) -> torch.Tensor:
-    """Dynamic per-tensor asymmetric uint8 fake quantization (what dynamic int8 Linear does)."""
-    import torch
-
+def fake_quant_act(x: torch.Tensor, levels: int = ACT_LEVELS) -> torch.Tensor:
+    """Dynamic per-tensor asymmetric fake quantization onto `levels` levels (what torch's
+    dynamic int8 Linear does to its input); straight-through gradient."""
     if not x.is_floating_point() or x.numel() == 0:
         return x
-    round_ste, _ = _ste()
+    top = float(levels - 1)
     lo = x.detach().amin().clamp(max=0.0)
     hi = x.detach().amax().clamp(min=0.0)
-    scale = ((hi - lo) / 255.0).clamp_min(1e-8)
+    scale = ((hi - lo) / top).clamp_min(1e-8)
     zero = torch.round(-lo / scale)
-    q = torch.clamp(round_ste.apply(x / scale) + zero, 0.0, 255.0)
+    q = torch.clamp(_RoundSTE.apply(x / scale) + zero, 0.0, top)
     return (q - zero) * scale
 
 
-def _modules():
-    from torch import nn
+class FakeQuantWeight(nn.Module):
+    """Parametrization: weight -> fake_quant_weight(weight, bits)."""
 
-    class FakeQuantWeight(nn.Module):
-        """Parametrization: weight -> fake_quant_weight(weight, bits)."""
+    def __init__(self, bits: int):
+        super().__init__()
+        self.bits = int(bits)
 
-        def __init__(self, bits: int):
-            super().__init__()
-            self.bits = int(bits)
+    def forward(self, w):
+        return fake_quant_weight(w, self.bits)
 
-        def forward(self, w):
-            return fake_quant_weight(w, self.bits)
-
-        def extra_repr(self) -> str:
-            return f"bits={self.bits}"
-
-    return FakeQuantWeight
-
-
-_FQ = None
-
-
-def FakeQuantWeight(bits: int) -> nn.Module:  # noqa: N802 - factory that reads like a class
-    """A parametrization module applying `fake_quant_weight` at `bits`."""
-    global _FQ
-    if _FQ is None:
-        _FQ = _modules()
-    return _FQ(bits)
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}"
 
 
 def is_fake_quant(module) -> bool:
     """Whether a parametrization module is a FakeQuantWeight."""
-    return _FQ is not None and isinstance(module, _FQ)
+    return isinstance(module, FakeQuantWeight)
 
 
 def _act_pre_hook(module, args):
@@ -193,8 +154,6 @@ def remove_act_quant(model: nn.Module) -> None:
 
 def add_weight_quant(module: nn.Module, name: str, bits: int) -> None:
     """Register a FakeQuantWeight parametrization on `module.<name>` (no-op at 32 bits)."""
-    from torch.nn.utils import parametrize
-
     if bits >= 32:
         return
     parametrize.register_parametrization(module, name, FakeQuantWeight(bits))
@@ -206,8 +165,8 @@ def prepare_qat(model: nn.Module, plan=None) -> nn.Module:
     plan: a `compress.CompressionPlan` (default: built from `model.arch`).
     Weight tensors get a FakeQuantWeight parametrization at their bit-width
     (after any sparsity mask: call `sparsity.apply_masks` first so scales are
-    computed over the surviving weights); modules of layers with act_bits=8 get
-    an input fake-quant hook. In place; returns `model`.
+    computed over the surviving weights); the Linear / LSTM modules of layers at
+    8-bit weights and 8-bit activations get an input fake-quant hook. In place; returns `model`.
     """
     from hybridsearch.students.compress import plan_for
 
@@ -224,32 +183,31 @@ def prepare_qat(model: nn.Module, plan=None) -> nn.Module:
 
 
 def pack_bits(values: torch.Tensor, bits: int) -> torch.Tensor:
-    """Pack unsigned integers < 2**bits (any shape) into a flat uint8 bitstream, LSB first."""
-    import torch
-
+    """Pack unsigned integers < 2**bits (any shape, bits 1..8) into a flat uint8 bitstream, LSB
+    first: value j's bit i is stream bit j*bits + i. Length ceil(N*bits/8)."""
     flat = values.reshape(-1).to(torch.int64)
-    shifts = torch.arange(bits, dtype=torch.int64)
-    stream = ((flat[:, None] >> shifts) & 1).reshape(-1)  # (N*bits,)
-    pad = (-stream.numel()) % 8
-    if pad:
-        stream = torch.cat([stream, stream.new_zeros(pad)])
-    weights = (1 << torch.arange(8, dtype=torch.int64))
-    return (stream.reshape(-1, 8) * weights).sum(dim=1).to(torch.uint8)
+    n = flat.numel()
+    if bits == 8:
+        return flat.to(torch.uint8)
+    flat = torch.cat([flat, flat.new_zeros((-n) % 8)]).reshape(-1, 8)  # (G, 8): 8 values = `bits` bytes
+    acc = (flat << (bits * torch.arange(8, dtype=torch.int64))).sum(dim=1)  # (G,) 8*bits <= 56 bits
+    out = (acc[:, None] >> (8 * torch.arange(bits, dtype=torch.int64))) & 255  # (G, bits)
+    return out.reshape(-1)[: (n * bits + 7) // 8].to(torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """Inverse of `pack_bits`: the first `count` values, int64 (count,)."""
-    import torch
-
-    stream = ((packed.to(torch.int64)[:, None] >> torch.arange(8, dtype=torch.int64)) & 1).reshape(-1)
-    stream = stream[: count * bits].reshape(count, bits)
-    return (stream << torch.arange(bits, dtype=torch.int64)).sum(dim=1)
+    raw = packed.reshape(-1).to(torch.int64)
+    if bits == 8:
+        return raw[:count]
+    raw = torch.cat([raw, raw.new_zeros((-raw.numel()) % bits)]).reshape(-1, bits)  # (G, bits)
+    acc = (raw << (8 * torch.arange(bits, dtype=torch.int64))).sum(dim=1)  # (G,)
+    vals = (acc[:, None] >> (bits * torch.arange(8, dtype=torch.int64))) & (2**bits - 1)  # (G, 8)
+    return vals.reshape(-1)[:count]
 
 
 def pack_codes(q: torch.Tensor, bits: int) -> torch.Tensor:
     """Signed codes in [-qmax, qmax] -> stored tensor: int8 as is at 8 bits, else packed uint8."""
-    import torch
-
     if bits == 8:
         return q.reshape(-1).to(torch.int8)
     return pack_bits(q.to(torch.int64) + 2 ** (bits - 1), bits)
@@ -257,8 +215,6 @@ def pack_codes(q: torch.Tensor, bits: int) -> torch.Tensor:
 
 def unpack_codes(stored: torch.Tensor, bits: int, count: int) -> torch.Tensor:
     """Inverse of `pack_codes`: int8 (count,)."""
-    import torch
-
     if bits == 8:
         return stored.reshape(-1)[:count].to(torch.int8)
     return (unpack_bits(stored, bits, count) - 2 ** (bits - 1)).to(torch.int8)

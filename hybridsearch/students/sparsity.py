@@ -22,48 +22,31 @@ module keeps its names. `make_permanent(model)` folds every parametrization
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-    from torch import nn
+from hybridsearch.errors import UserError
 
 BACKENDS = ("auto", "nni", "torch")
 
 
-def _mask_class():
-    from torch import nn
+class Mask(nn.Module):
+    """Parametrization: w -> w * mask (mask: bool buffer, same shape as w)."""
 
-    class Mask(nn.Module):
-        """Parametrization: w -> w * mask (mask: bool buffer, same shape as w)."""
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mask", mask.to(torch.bool))
 
-        def __init__(self, mask):
-            super().__init__()
-            self.register_buffer("mask", mask.to(bool))
+    def forward(self, w):
+        return w * self.mask
 
-        def forward(self, w):
-            return w * self.mask
-
-        def extra_repr(self) -> str:
-            return f"sparsity={1.0 - self.mask.float().mean().item():.3f}"
-
-    return Mask
-
-
-_MASK = None
-
-
-def Mask(mask: torch.Tensor) -> nn.Module:  # noqa: N802 - factory that reads like a class
-    global _MASK
-    if _MASK is None:
-        _MASK = _mask_class()
-    return _MASK(mask)
+    def extra_repr(self) -> str:
+        return f"sparsity={1.0 - self.mask.float().mean().item():.3f}"
 
 
 def magnitude_mask(w: torch.Tensor, pruned: int) -> torch.Tensor:
     """Bool mask keeping all but the `pruned` smallest-|w| entries of `w`."""
-    import torch
-
     flat = w.detach().abs().reshape(-1)
     mask = torch.ones_like(flat, dtype=torch.bool)
     if pruned > 0:
@@ -93,10 +76,6 @@ def _nni_masks(model, entries) -> dict:
 
 def compute_masks(model, plan, backend: str = "auto") -> dict:
     """{tensor name: bool mask} for every plan entry with a non-zero pruned count."""
-    from torch import nn
-
-    from hybridsearch.errors import UserError
-
     if backend not in BACKENDS:
         raise UserError(f"pruning backend {backend!r} unknown; use one of {list(BACKENDS)}")
     todo = [e for e in plan.entries if e.pruned > 0]
@@ -119,8 +98,6 @@ def compute_masks(model, plan, backend: str = "auto") -> dict:
 
 def apply_masks(plan, masks: dict) -> None:
     """Register a Mask parametrization on each masked tensor (before any fake quantization)."""
-    from torch.nn.utils import parametrize
-
     for e in plan.entries:
         if e.name in masks and get_mask(e.module, e.param) is None:
             parametrize.register_parametrization(e.module, e.param, Mask(masks[e.name]))
@@ -149,8 +126,6 @@ def prune_to_arch(model, plan=None, backend: str = "auto") -> dict:
 
 def make_permanent(model) -> nn.Module:
     """Fold every parametrization (masks, fake quantization) into plain weights, in place."""
-    from torch.nn.utils import parametrize
-
     for module in list(model.modules()):
         plist = getattr(module, "parametrizations", None)
         if plist is None:

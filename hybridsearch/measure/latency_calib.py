@@ -1,0 +1,324 @@
+"""Build a `LatencyTable` by measurement, and check its predictions on unseen students.
+
+Calibration (`calibrate`):
+1. enumerate every part the search space can produce (`space_parts`): each block
+   configuration (latency-relevant fields only) and each embedding / head config;
+2. time each part *as deployed* (a one-layer student through `for_deployment`, its
+   layer alone on a fixed (B, T, H) input; the base = embeddings + pooler + classifier)
+   interleaved with the teacher, in groups, through `measure.latency`; store
+   part median / teacher median;
+3. time `n_students` random whole students from the space with the teacher, fit the
+   (a, b) correction and the per-kind fallback fits.
+
+Check (`check`): random students from the space whose latency signature is not in the
+calibration set, timed interleaved with the teacher; relative error of the predicted
+ratio against the measured ratio (student median / teacher median of the same run).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from dataclasses import dataclass
+
+from hybridsearch.measure.latency_model import (
+    KINDS,
+    LatencyTable,
+    _parse,
+    arch_keys,
+    current_fingerprint,
+    latency_signature,
+    part_features,
+)
+
+LATENCY_RELEVANT = {"block", "hidden", "heads", "head_size", "ffn", "kernel", "dilation", "separable", "lstm",
+                    "weight_bits", "act_bits"}
+SYNTHETIC_TASK_TOKENS = 8000  # a `vocab: task` student keeps this many ids when no task is given
+
+
+# ---- what the space can produce --------------------------------------------------------
+def _values(ch, relevant: bool) -> list:
+    if ch.kind in ("fixed", "categorical"):
+        return list(ch.values) if relevant else [ch.values[0]]
+    if not relevant:
+        return [ch.low]
+    if ch.kind == "int":
+        step = int(ch.step or 1)
+        grid = list(range(int(ch.low), int(ch.high) + 1, step))
+        return grid if len(grid) <= 12 else sorted({grid[round(i * (len(grid) - 1) / 7)] for i in range(8)})
+    return [ch.low, ch.high]
+
+
+def _layer_combos(layer: dict) -> list[dict]:
+    """Every assignment of the layer template's active keys (same `when` logic as sampling)."""
+    combos = [{}]
+    for key, ch in layer.items():
+        nxt = []
+        for values in combos:
+            if not ch.active(values):
+                nxt.append(values)
+                continue
+            nxt += [{**values, key: v} for v in _values(ch, key in LATENCY_RELEVANT)]
+        combos = nxt
+    return combos
+
+
+def freeze_base(teacher_config, task_tokens: bool = True):
+    """A FreezeBase matching the teacher's vocabulary; `vocab: task` keeps a synthetic id set."""
+    from hybridsearch.search.freeze import FreezeBase
+
+    vocab = int(teacher_config.vocab_size)
+    tokens = list(range(0, vocab, max(vocab // SYNTHETIC_TASK_TOKENS, 1))) if task_tokens else None
+    return FreezeBase(vocab_size=vocab, max_positions=int(getattr(teacher_config, "max_position_embeddings", 512)),
+                      unk_id=min(100, vocab - 1), task_tokens=tokens)
+
+
+def space_parts(space, base) -> dict[str, tuple]:
+    """{part key: (arch, layer index or None)}: one small arch per part the space can produce."""
+    from hybridsearch.search.freeze import to_arch
+
+    grp = {g: {k: _values(ch, True) for k, ch in getattr(space, g).items()} for g in ("arch", "emb")}
+    arch_opts = [dict(zip(grp["arch"], v)) for v in itertools.product(*grp["arch"].values())]
+    emb_opts = [dict(zip(grp["emb"], v)) for v in itertools.product(*grp["emb"].values())]
+    layer_opts = _layer_combos(space.layer)
+    widths = sorted({v["hidden"] for v in layer_opts if v.get("hidden")})
+    probe = next((v for v in layer_opts if v.get("block") != "skip"), None) or {"block": "cnn", "kernel": 3}
+    parts: dict[str, tuple] = {}
+    for a in arch_opts:
+        a = {**a, "sharing": "none"}
+        for in_h in [a.get("hidden", 384), *widths]:
+            for values in layer_opts:
+                if values.get("block") == "skip":
+                    continue
+                arch = to_arch({"arch": {**a, "hidden": in_h}, "emb": {}, "layers": [values]}, base)
+                parts.setdefault(arch_keys(arch)[1], (arch, 0))
+        for e in emb_opts:
+            for out_h in [None, *widths]:
+                arch = to_arch({"arch": a, "emb": e, "layers": [{**probe, "hidden": out_h}]}, base)
+                parts.setdefault(arch_keys(arch)[0], (arch, None))
+    return parts
+
+
+# ---- probes: one part as deployed, timed on its own -----------------------------------------
+def _layer_probe(arch, shape):
+    import torch
+    from torch import nn
+
+    from hybridsearch.students.blocks import BlockContext
+    from hybridsearch.students.deploy import for_deployment
+    from hybridsearch.students.model import HybridStudent
+
+    B, T = shape
+    block = for_deployment(HybridStudent(arch)).layers["0"]
+    x = torch.randn(B, T, arch.hidden, generator=torch.Generator().manual_seed(0))  # (B, T, H_in)
+
+    class LayerProbe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = block
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
+            ctx = BlockContext(mask=attention_mask.bool(), token_type_ids=token_type_ids)
+            return self.block(x, ctx)[0]  # (B, T, H)
+
+    return LayerProbe().eval()
+
+
+def _base_probe(arch, shape):
+    import torch
+    from torch import nn
+
+    from hybridsearch.students.blocks import BlockContext
+    from hybridsearch.students.model import HybridStudent
+
+    student = HybridStudent(arch).eval()
+    B, T = shape
+    last = torch.randn(B, T, arch.out_hidden, generator=torch.Generator().manual_seed(0))  # (B, T, H_out)
+
+    class BaseProbe(nn.Module):
+        """HybridStudent.forward minus its layers: masks, context, embeddings, pooling, head."""
+
+        def __init__(self):
+            super().__init__()
+            self.s = student
+
+        def forward(self, input_ids, attention_mask, token_type_ids, **_):
+            s = self.s
+            mask = attention_mask.bool()  # (B, T)
+            BlockContext(mask=mask, token_type_ids=token_type_ids)
+            h = s.embeddings(input_ids, token_type_ids)  # (B, T, H0)
+            top = h if h.shape[-1] == last.shape[-1] else last  # (B, T, H_out)
+            return s.classifier(s.drop(torch.tanh(s.pooler(s.pool(top, mask))))), h  # (B, C)
+
+    return BaseProbe().eval()
+
+
+def _deployed_student(arch):
+    from hybridsearch.students.deploy import for_deployment
+    from hybridsearch.students.model import HybridStudent
+
+    return for_deployment(HybridStudent(arch))
+
+
+# ---- timing in groups, always with the teacher ------------------------------------------------
+@dataclass
+class Timing:
+    settings: dict  # shape, device, threads, repeats, warmup
+
+    def ratios(self, teacher, models: dict, inputs) -> tuple[dict[str, float], float]:
+        """{name: median / teacher median} for models timed interleaved with the teacher; teacher ms."""
+        from hybridsearch.measure.latency import measure_latency
+
+        stats = measure_latency({"__teacher__": teacher, **models}, inputs=inputs, **self.settings)
+        t = stats.pop("__teacher__").median_ms
+        return {n: s.median_ms / t for n, s in stats.items()}, t
+
+
+def _groups(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _progress(total: int, desc: str, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="part", disable=not show, leave=False)
+
+
+def random_archs(space, base, seeds, exclude: set[str] = frozenset(), n: int | None = None):
+    """[(seed, arch)] for valid random samples with distinct latency signatures not in `exclude`."""
+    from hybridsearch.errors import UserError
+
+    out, seen = [], set(exclude)
+    for seed in seeds:
+        try:
+            arch = space.freeze(space.random_sample(seed), base)[0].validate()
+        except UserError:  # e.g. every layer skip: the search rejects it too
+            continue
+        sig = latency_signature(arch)
+        if sig not in seen:
+            seen.add(sig)
+            out.append((seed, arch))
+            if n is not None and len(out) >= n:
+                break
+    return out
+
+
+def _fit(rows: list[tuple[list[float], float]], ridge: float = 1e-6) -> list[float]:
+    """Least squares of y on x (non-negative result enforced by dropping negative terms once)."""
+    import numpy as np
+
+    X = np.array([r[0] for r in rows], dtype=float)
+    y = np.array([r[1] for r in rows], dtype=float)
+    w = 1.0 / np.maximum(y, 1e-9)  # relative error
+    active = np.ones(X.shape[1], dtype=bool)
+    for _ in range(X.shape[1]):
+        Xa = X[:, active] * w[:, None]
+        coef = np.linalg.solve(Xa.T @ Xa + ridge * np.eye(Xa.shape[1]), Xa.T @ (y * w))
+        if (coef >= 0).all():
+            break
+        idx = np.flatnonzero(active)
+        active[idx[coef < 0]] = False
+        if not active.any():
+            return [0.0] * X.shape[1]
+    full = np.zeros(X.shape[1])
+    full[active] = coef
+    return [float(c) for c in full]
+
+
+def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats: int = 20, warmup: int = 3,
+              n_students: int = 12, group: int = 8, progress: bool = True, log=print) -> LatencyTable:
+    """Measure the table for `teacher` (a transformers classifier) and `space` here, now."""
+    from hybridsearch.measure.latency import example_inputs, parse_shape
+
+    shape = parse_shape(shape)
+    fp = current_fingerprint(teacher.config, shape, threads, device)
+    timing = Timing(dict(device=device, threads=fp["threads"], repeats=repeats, warmup=warmup))
+    inputs = example_inputs(shape, int(teacher.config.vocab_size))
+    base = freeze_base(teacher.config)
+    parts = space_parts(space, base)
+    teacher = teacher.eval()
+    entries, teacher_ms = {}, []
+    bar = _progress(len(parts) + n_students, "latency calibrate", progress)
+    for keys in _groups(sorted(parts), group):
+        models = {}
+        for k in keys:
+            arch, idx = parts[k]
+            models[k] = _layer_probe(arch, shape) if idx is not None else _base_probe(arch, shape)
+        ratios, t = timing.ratios(teacher, models, inputs)
+        entries.update(ratios)
+        teacher_ms.append(t)
+        bar.update(len(keys))
+    table = LatencyTable(fingerprint=fp, teacher_ms=statistics.median(teacher_ms), entries=entries, space=space.hash,
+                         meta={"repeats": repeats, "warmup": warmup, "parts": len(parts), "space_path": space.path})
+    by_kind: dict[str, list] = {k: [] for k in KINDS}
+    for key, r in entries.items():
+        kind, x = part_features(key, shape)
+        by_kind[kind].append((x, r))
+    table.fits = {k: _fit(rows) for k, rows in by_kind.items() if rows}
+    students = random_archs(space, base, range(n_students * 20), n=n_students)
+    rows, sums = [], []
+    for chunk in _groups(students, max(group // 2, 1)):
+        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a) for s, a in chunk}, inputs)
+        teacher_ms.append(t)
+        for s, a in chunk:
+            sums.append(sum(table.part_ratio(k)[0] for k in arch_keys(a)))
+            rows.append(([1.0 * sums[-1], 1.0], ratios[str(s)]))
+        bar.update(len(chunk))
+    bar.close()
+    if len(rows) >= 3:
+        a, b = _fit(rows)
+        if not 0.5 <= a <= 2.0:  # too few / too noisy students for two terms: scale only
+            a, b = statistics.median(r[1] / max(r[0][0], 1e-9) for r in rows), 0.0
+        table.correction = [a, b]
+    table.teacher_ms = statistics.median(teacher_ms)
+    table.calibration_sigs = [latency_signature(a) for _, a in students]
+    table.meta["calibration_students"] = [{"seed": s, "measured": r[1], "parts_sum": r[0][0]}
+                                          for (s, _), r in zip(students, rows)]
+    log(f"calibrated {len(parts)} parts and {len(students)} students; teacher {table.teacher_ms:.2f} ms; "
+        f"correction a={table.correction[0]:.3f} b={table.correction[1]:.4f}")
+    return table
+
+
+def check(table: LatencyTable, teacher, space, n: int = 30, repeats: int = 20, warmup: int = 3, group: int = 5,
+          device="cpu", seed0: int = 1_000_000, progress: bool = True) -> dict:
+    """Time `n` unseen random students with the teacher; relative errors of the predicted ratios."""
+    from hybridsearch.measure.latency import example_inputs
+
+    shape = tuple(table.fingerprint["shape"])
+    timing = Timing(dict(device=device, threads=table.fingerprint["threads"], repeats=repeats, warmup=warmup))
+    inputs = example_inputs(shape, int(teacher.config.vocab_size))
+    base = freeze_base(teacher.config)
+    cands = random_archs(space, base, range(seed0, seed0 + 100 * n), set(table.calibration_sigs), n=n)
+    teacher = teacher.eval()
+    rows = []
+    bar = _progress(len(cands), "latency check", progress)
+    for chunk in _groups(cands, group):
+        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a) for s, a in chunk}, inputs)
+        for s, a in chunk:
+            p = table.predict(a)
+            m = ratios[str(s)]
+            rows.append({"seed": s, "signature": latency_signature(a), "layers": _describe(a),
+                         "measured_ratio": m, "predicted_ratio": p.ratio, "measured_ms": m * t,
+                         "predicted_ms": p.latency_ms, "teacher_ms": t, "rel_error": (p.ratio - m) / m,
+                         "fallback_parts": len(p.fallback)})
+        bar.update(len(chunk))
+    bar.close()
+    errs = [abs(r["rel_error"]) for r in rows]
+    ms_errs = [abs(r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"] for r in rows]
+    return {"n": len(rows), "median_rel_error": statistics.median(errs), "worst_rel_error": max(errs),
+            "mean_signed_error": statistics.mean(r["rel_error"] for r in rows),
+            "median_ms_error": statistics.median(ms_errs), "worst_ms_error": max(ms_errs),
+            "teacher_ms_now": statistics.median(r["teacher_ms"] for r in rows),
+            "teacher_ms_calibration": table.teacher_ms, "rows": rows}
+
+
+def _describe(arch) -> str:
+    """'emb128 | transformer(h4,f768,int8) cnn(k3,f384) ...' for the check's table."""
+    out = [f"e{arch.embedding_size}{'+task' if arch.embedding.kept_tokens is not None else ''}"]
+    for key in arch_keys(arch)[1:]:
+        kind, v = _parse(key)
+        detail = {"transformer": f"h{v.get('h')},f{v.get('f')}", "cnn": f"k{v.get('k')},f{v.get('f')}",
+                  "bilstm": f"l{v.get('l')}"}[kind]
+        out.append(f"{kind[:4]}({detail}{',q8' if v['q'] else ''})")
+    return " ".join(out)
