@@ -50,9 +50,14 @@ class Baseline:
     not_applicable: str | None = None
 
 
+TRANSFER_LIMIT = 4000  # transfer sentences the KD rows use (teacher-labelled once, cached)
+
+
 def _recipe(steps: int, **kw) -> DistillRecipe:
     base = dict(losses=["kd_ol"], temperature=2.0, alpha=0.5, steps=steps, lr=3e-5, batch_size=32,
-                warmup=0.1, eval_every=max(1, steps // 3), seed=0)
+                warmup=0.1, eval_every=max(1, steps // 2), seed=0)
+    if kw.get("transfer"):
+        base["transfer_limit"] = TRANSFER_LIMIT
     base.update(kw)
     return DistillRecipe(**base)
 

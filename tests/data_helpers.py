@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from tests.conftest import TINY_WORDS
+from tests.conftest import make_tiny_bert
 
 GOOD = ["good", "great", "fun", "funny", "best", "love"]
 BAD = ["bad", "awful", "boring", "dull", "worst", "hate"]
@@ -48,21 +48,10 @@ def make_pair_task(name="tiny-pair", seed=0):
 
 
 def make_tiny_teacher(tmp_path, num_labels=2, seed=0, name="tiny-teacher"):
-    """A saved tiny random BERT classifier whose tokenizer really knows TINY_WORDS; returns its dir."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
-
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(dict.fromkeys(TINY_WORDS))
-    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, num_labels=num_labels,
-                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    model = BertForSequenceClassification(config).eval()
-    directory = tmp_path / name
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    """A saved tiny random BERT classifier (conftest's `make_tiny_bert`) in its own folder; returns its dir."""
+    folder = tmp_path / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return make_tiny_bert(folder, num_labels=num_labels, seed=seed)[2]
 
 
 def run_cli(argv, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -63,6 +64,9 @@ def test_transfer_and_augmentation_rows(tmp_path):
     assert (data.labels[64:] == -100).all() and (data.labels[:64] >= 0).all()
     again = build_distill_data(task, ctx.teacher, ctx.logits["train"], recipe, ctx.cache_dir)
     assert again.texts == data.texts and np.array_equal(again.logits, data.logits)  # seeded, cached
+    capped = build_distill_data(task, ctx.teacher, ctx.logits["train"], replace(recipe, transfer_limit=5, augment=0),
+                                ctx.cache_dir)
+    assert capped.sources == {"train": 64, "transfer": 5} and set(capped.texts[64:]) <= set(data.texts[64:84])
 
     emb = ctx.teacher.model.get_input_embeddings().weight.detach().numpy()
     aug = Augmenter(ctx.teacher.tokenizer, emb, p_mask=0.5, p_neighbour=0.5, p_ngram=0.0)

@@ -51,10 +51,10 @@ def tf(heads=2, ffn=64, **kw):
     return LayerSpec(block="transformer", heads=heads, head_size=8, ffn=ffn, **kw)
 
 
-def hand_table(entries, fp=None, fits=None, correction=(1.0, 0.0)) -> LatencyTable:
+def hand_table(entries, fp=None, fits=None, correction=None) -> LatencyTable:
     fp = fp or {"device": "cpu:x", "threads": 1, "shape": [1, 8], "dtype": "float32", "torch": "t",
                 "transformers": "t", "teacher": "bert", "model_version": latency_model.MODEL_VERSION}
-    return LatencyTable(fingerprint=fp, teacher_ms=10.0, entries=entries, fits=fits or {}, correction=list(correction))
+    return LatencyTable(fingerprint=fp, teacher_ms=10.0, entries=entries, fits=fits or {}, correction=dict(correction or {}))
 
 
 # ---- pure prediction --------------------------------------------------------------------------
@@ -62,9 +62,9 @@ def test_prediction_sums_parts_applies_correction_and_ignores_skip_and_sparsity(
     a = arch_of(tf(), LayerSpec(block="skip"), tf(sparsity=0.5, weight_bits=4))
     keys = arch_keys(a)
     assert len(keys) == 3 and keys[1] == keys[2] and keys[1].startswith("layer|transformer")  # skip: no part
-    table = hand_table({keys[0]: 0.05, keys[1]: 0.2}, correction=(1.1, 0.01))
+    table = hand_table({keys[0]: 0.05, keys[1]: 0.2}, correction={"transformer.q0": 1.1, "b": 0.01})
     p = table.predict(a)
-    assert p.ratio == pytest.approx(1.1 * (0.05 + 0.2 + 0.2) + 0.01)
+    assert p.ratio == pytest.approx(0.05 + 1.1 * (0.2 + 0.2) + 0.01)
     assert p.latency_ms == pytest.approx(10.0 * p.ratio) and p.speedup == pytest.approx(1 / p.ratio)
     assert p.fallback == []
     cost = table.cost(a)
@@ -192,3 +192,23 @@ def test_cli_calibrate_check_and_foreign_table(tiny_setup, tmp_path, capsys):
     assert main(["latency", "check", *common, "--n", "2", "--latency-table", str(out_table)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: latency table") and "device" in err and "\n" not in err
+
+
+def test_fit_correction_recovers_group_multipliers_despite_an_outlier():
+    import random
+
+    tfk, cnk = arch_keys(arch_of(tf()))[1], arch_keys(arch_of(LayerSpec(block="cnn", kernel=3, ffn=32)))[1]
+    base = arch_keys(arch_of(tf()))[0]
+    table = hand_table({base: 0.02, tfk: 0.1, cnk: 0.05})
+    rng, measured = random.Random(0), []
+    for i in range(30):
+        n_tf, n_cnn = rng.randint(0, 3), rng.randint(0, 3)
+        layers = [tf() for _ in range(n_tf)] + [LayerSpec(block="cnn", kernel=3, ffn=32) for _ in range(n_cnn)]
+        a = arch_of(*(layers or [tf()]))
+        truth = 0.02 + 1.3 * 0.1 * max(n_tf, not layers) + 0.8 * 0.05 * n_cnn + 0.01
+        measured.append((a, truth * (3.0 if i == 7 else 1 + rng.uniform(-0.02, 0.02))))
+    corr = latency_calib.fit_correction(table, measured)
+    assert corr["transformer.q0"] == pytest.approx(1.3, rel=0.08) and corr["cnn.q0"] == pytest.approx(0.8, rel=0.1)
+    table.correction = corr
+    a = arch_of(tf(), tf(), LayerSpec(block="cnn", kernel=3, ffn=32))
+    assert table.predict(a).ratio == pytest.approx(0.02 + 1.3 * 0.2 + 0.8 * 0.05 + 0.01, rel=0.05)

@@ -269,3 +269,18 @@ def test_bytes_follow_dtype():
     assert prof.settings["dtype"] == "bfloat16"
     assert all(c.bytes == 2 * c.params for c in prof.components)
     assert prof.total_bytes == 2 * prof.total_params
+
+
+def test_bare_encoder_without_pooler_is_mapped():
+    from transformers import BertModel
+
+    from hybridsearch.measure.components import map_components, param_breakdown
+
+    model = BertModel(_tiny_config(), add_pooling_layer=False).eval()
+    cmap = map_components(model)
+    counts = param_breakdown(model, cmap)
+    assert counts["head"] == 0 and counts["embeddings"] > 0
+    assert sum(counts.values()) == sum(p.numel() for p in model.parameters())
+    assert cmap.owner[""][0] == "embeddings"  # the base model's own time is input preparation
+    prof = _profile(model, repeats=1, warmup=0)
+    assert prof.component("attn_core").time_ms > 0

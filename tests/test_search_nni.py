@@ -178,5 +178,5 @@ def test_backend_flags_parse_into_run_backend_options():
                               "--address", "10.0.0.5:6379"])
     assert args.backend == "ray" and backend_options(args) == {
         "concurrency": 2, "cpus_per_trial": 1.0, "gpus_per_trial": 0.25, "address": "10.0.0.5:6379",
-        "nni_algorithm": "tpe"}
+        "node_type": None, "nni_algorithm": "tpe"}
     assert "ASHA" in parser.format_help() and "constraints" in parser.format_help()

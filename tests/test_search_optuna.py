@@ -206,3 +206,37 @@ def test_timeout_bounds_the_search_and_the_interrupted_trial_runs_again(tmp_path
     assert finished_count(study) == states(study).count("COMPLETE")
     waiting = [t for t in study.get_trials() if t.state.name == "WAITING"]
     assert waiting and waiting[-1].system_attrs["fixed_params"] == cut[0].params
+
+
+ORPHAN = """
+import sys
+import yaml
+from hybridsearch.search.optuna_backend import SearchSettings, run_search
+from hybridsearch.search.space import parse_space
+from hybridsearch.search.toy import TOY_SPACE, ToyObjective
+if __name__ == "__main__":  # the worker is spawned: it re-imports this file
+    space = parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml")
+    run_search(space, ToyObjective(sleep=120, pidfile=sys.argv[2]), sys.argv[1],
+               SearchSettings(trials=2, sampler="random", isolation="process"))
+"""
+
+
+def test_a_killed_search_leaves_no_worker_behind(tmp_path):
+    script, pidfile = tmp_path / "orphan.py", tmp_path / "worker.pid"
+    script.write_text(ORPHAN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, str(script), f"sqlite:///{tmp_path / 's.db'}", str(pidfile)], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (pidfile.exists() and pidfile.read_text()):
+        time.sleep(0.05)
+    worker = int(pidfile.read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for _ in range(100):  # the worker notices within ~1 s
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail("the worker outlived the killed search")

@@ -36,7 +36,8 @@ def toy_space():
 def local_ray():
     ray = pytest.importorskip("ray")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False)
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False,
+             resources={"hs_target": 1})  # a node type trials can be pinned to
     yield ray
     ray.shutdown()
 
@@ -97,21 +98,28 @@ def test_ray_search_writes_the_study_and_a_crashed_worker_fails_its_trial_only(l
 
 
 def test_ray_multi_objective_budget_rejects_before_training(local_ray, tmp_path):
+    seen = []
     study = run_ray_search(toy_space(), ToyObjective(), f"sqlite:///{tmp_path / 'study.db'}",
                            SearchSettings(trials=8, objective="multi", max_latency_ms=2.5, isolation="inline"),
-                           tmp_path, RaySettings(concurrency=2, verbose=0))
+                           tmp_path, RaySettings(concurrency=2, node_type="hs_target", verbose=0),
+                           on_trial=lambda st, t: seen.append((t.number, t.state.name)))
     rejected = [t for t in study.trials if t.user_attrs.get("rejected")]
     assert all(t.state.name == "PRUNED" and t.user_attrs["precheck"]["latency_ms"] > 2.5 for t in rejected)
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert done and all(len(t.values) == 3 and t.user_attrs["constraints"][0] <= 0 for t in done)
+    assert sorted(seen) == sorted((t.number, t.state.name) for t in study.trials)  # on_trial saw each, recorded
 
 
-def test_gpu_shares_without_a_gpu_are_refused(local_ray, tmp_path):
+def test_gpu_shares_without_a_gpu_and_an_absent_node_type_are_refused(local_ray, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    with pytest.raises(UserError, match="no Ray node offers resource 'rpi4'"):
+        run_ray_search(toy_space(), ToyObjective(), url, SearchSettings(trials=2, isolation="inline"), tmp_path,
+                       RaySettings(node_type="rpi4"))
     if local_ray.cluster_resources().get("GPU", 0):
         pytest.skip("this machine has a GPU")
     with pytest.raises(UserError, match="--gpus-per-trial 0.5 asked"):
-        run_ray_search(toy_space(), ToyObjective(), f"sqlite:///{tmp_path / 'study.db'}",
-                       SearchSettings(trials=2, isolation="inline"), tmp_path, RaySettings(gpus_per_trial=0.5))
+        run_ray_search(toy_space(), ToyObjective(), url, SearchSettings(trials=2, isolation="inline"), tmp_path,
+                       RaySettings(gpus_per_trial=0.5))
 
 
 RUNNER = """
@@ -219,9 +227,11 @@ def test_latency_lock_wraps_measure_latency_once():
 @pytest.mark.slow
 @pytest.mark.integration
 def test_ray_and_nni_backends_run_the_real_objective_on_a_tiny_teacher(local_ray, tmp_path, user_files):  # noqa: F811
+    from hybridsearch.cli import main
     from hybridsearch.search.backends import run_backend
     from hybridsearch.search.distill_objective import DistillObjective
     from hybridsearch.search.pareto import trial_rows
+    from hybridsearch.search.rundir import open_run
     from hybridsearch.search.space import load_space
 
     data, teacher, space_file = user_files
@@ -229,16 +239,17 @@ def test_ray_and_nni_backends_run_the_real_objective_on_a_tiny_teacher(local_ray
     task_args = {"task": str(data), "text_column": "review", "label_column": "stars", "text_pair_column": None,
                  "dev_file": None, "test_file": None, "num_labels": None}
     for backend in ("ray", "nni"):
-        run_dir = tmp_path / backend
-        run_dir.mkdir()
+        run = open_run(tmp_path / backend, {"task": "reviews", "teacher_fingerprint": "tiny", "space_hash": space.hash})
+        run_dir = run.path
         objective = DistillObjective(str(space_file), task_args, str(teacher), cache_dir=str(tmp_path / "cache"),
                                      repeats=3, weights_dir=str(run_dir / "weights"))
         settings = SearchSettings(trials=3, objective="multi", max_size_mb=50.0)
-        study = run_backend(backend, space, objective, f"sqlite:///{run_dir / 'study.db'}", settings, run_dir,
-                            study_name="hybridsearch", concurrency=2 if backend == "ray" else 1, ray_verbose=0)
+        study = run_backend(backend, space, objective, run.storage, settings, run_dir, study_name=run.study_name,
+                            concurrency=2 if backend == "ray" else 1, ray_verbose=0)
         rows = trial_rows(study)
         done = [r for r in rows if r["state"] == "COMPLETE"]
         assert len(rows) == 3 and done, rows
         assert all(r["state"] == "PRUNED" and "ASHA" in r["reason"] for r in rows if r["state"] != "COMPLETE")
         assert all(r["latency_ms"] > 0 and r["size_mb"] > 0 and 0 <= r["dev_score"] <= 1 for r in done)
         assert all(t.user_attrs["backend"] == backend for t in study.trials)
+        assert main(["study", "show", str(run_dir)]) == 0  # the CLI reads a Ray / NNI study like any other

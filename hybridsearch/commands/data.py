@@ -40,12 +40,12 @@ def add_task_arguments(parser: argparse.ArgumentParser, positional: bool = False
 
 
 def task_from_args(args):
-    """Load the task named by `add_task_arguments` flags."""
+    """Load the task named by `add_task_arguments` flags (absent flags count as unset)."""
     from hybridsearch.data import load_task
 
-    return load_task(args.task, cache_dir=args.cache_dir, text_column=args.text_column,
-                     text_pair_column=args.text_pair_column, label_column=args.label_column,
-                     dev_file=args.dev_file, test_file=args.test_file, num_labels=args.num_labels)
+    opts = {k: getattr(args, k, None) for k in ("text_column", "text_pair_column", "label_column", "dev_file",
+                                                "test_file", "num_labels")}
+    return load_task(args.task, cache_dir=getattr(args, "cache_dir", None), **opts)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,8 +37,8 @@ def add_arguments(parser) -> None:
     cal = sub.add_parser("calibrate", help="build (or reuse) the latency table for this device and space",
                          description="Build the latency table (cached; --force rebuilds).")
     _common(cal)
-    cal.add_argument("--students", type=int, default=12, help="whole students timed to fit the correction "
-                     "(default 12)")
+    cal.add_argument("--students", type=int, default=30, help="whole students timed to fit the correction "
+                     "(default 30)")
     cal.add_argument("--force", action="store_true", help="rebuild even when a cached table matches")
     cal.add_argument("--out", default=None, metavar="FILE", help="also write the table to FILE "
                      "(pass it later with --latency-table FILE)")
@@ -94,8 +94,10 @@ def _summary(table) -> None:
     fp = table.fingerprint
     print(f"device {fp['device']}, {fp['threads']} threads, shape {fp['shape'][0]}x{fp['shape'][1]}, "
           f"torch {fp['torch']}, transformers {fp['transformers']}")
+    from hybridsearch.measure.latency_calib import format_correction
+
     print(f"teacher {fp['teacher']}: {table.teacher_ms:.2f} ms; {len(table.entries)} parts; "
-          f"correction ratio = {table.correction[0]:.3f} * sum(parts) + {table.correction[1]:.4f}")
+          f"correction {format_correction(table.correction)}")
 
 
 def _check(args) -> int:

@@ -97,7 +97,8 @@ class EvalContext:
         from hybridsearch.distill.trainer import encode_rows
         from hybridsearch.distill.transfer import build_distill_data
 
-        key = ("train", recipe.transfer, recipe.augment, recipe.seed if recipe.augment else 0, recipe.max_length)
+        key = ("train", recipe.transfer, recipe.transfer_limit if recipe.transfer else 0, recipe.augment,
+               recipe.seed if recipe.augment else 0, recipe.max_length)
         if key not in self._memo:
             if not recipe.transfer and not recipe.augment:
                 enc = self.encoded("train", recipe.max_length)

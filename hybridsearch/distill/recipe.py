@@ -47,6 +47,7 @@ class DistillRecipe:
     max_grad_norm: float = 1.0
     eval_every: int = 200
     transfer: bool = False  # add the task's unlabeled transfer set, teacher-labelled
+    transfer_limit: int = 0  # use at most this many transfer sentences (a fixed subset); 0 = all
     augment: int = 0  # augmented copies of each training sentence (Tang et al. 2019)
     max_length: int = 64
     seed: int = 0
@@ -111,8 +112,8 @@ class DistillRecipe:
             raise UserError(f"alpha (hard-label weight) must be in [0, 1], got {self.alpha}")
         if self.lr <= 0 or self.batch_size <= 0 or self.eval_every <= 0 or self.max_length <= 0:
             raise UserError("lr, batch_size, eval_every and max_length must be positive; fix the recipe")
-        if self.warmup < 0 or self.augment < 0:
-            raise UserError("warmup and augment must be >= 0; fix the recipe")
+        if self.warmup < 0 or self.augment < 0 or self.transfer_limit < 0:
+            raise UserError("warmup, augment and transfer_limit must be >= 0; fix the recipe")
         if isinstance(self.layer_map, str) and self.layer_map not in LAYER_MAPS:
             raise UserError(f"unknown layer_map {self.layer_map!r}; use one of {list(LAYER_MAPS)} or a list")
         if "kd_am" in self.losses and has_attention is False:

@@ -170,6 +170,9 @@ def build_distill_data(task, teacher, train_logits, recipe, cache_dir=None, devi
             raise UserError(f"task {task.spec.name!r} has no transfer set; set transfer to false in the recipe")
         if task.spec.is_pair:
             raise UserError("transfer sets are single sentences; set transfer to false for a pair task")
+        if 0 < recipe.transfer_limit < len(extra):  # a fixed subset (seed 0), the same for every recipe seed
+            keep = np.sort(np.random.default_rng(0).permutation(len(extra))[: recipe.transfer_limit])
+            extra = [extra[i] for i in keep]
         logits.append(teacher_label(teacher, extra, None, recipe.max_length, cache_dir, device=device))
         labels.append(np.full(len(extra), IGNORE, dtype=np.int64))
         all_texts += extra

@@ -7,8 +7,9 @@ Calibration (`calibrate`):
    layer alone on a fixed (B, T, H) input; the base = embeddings + pooler + classifier)
    interleaved with the teacher, in groups, through `measure.latency`; store
    part median / teacher median;
-3. time `n_students` random whole students from the space with the teacher, fit the
-   (a, b) correction and the per-kind fallback fits.
+3. fit the per-kind fallback fits on the parts; time `n_students` random whole students
+   from the space with the teacher, in groups as the check does, and fit the correction
+   (per part-group multipliers and an intercept, `fit_correction`).
 
 Check (`check`): random students from the space whose latency signature is not in the
 calibration set, timed interleaved with the teacher; relative error of the predicted
@@ -29,6 +30,7 @@ from hybridsearch.measure.latency_model import (
     current_fingerprint,
     latency_signature,
     part_features,
+    part_group,
 )
 
 LATENCY_RELEVANT = {"block", "hidden", "heads", "head_size", "ffn", "kernel", "dilation", "separable", "lstm",
@@ -226,8 +228,40 @@ def _fit(rows: list[tuple[list[float], float]], ridge: float = 1e-6) -> list[flo
     return [float(c) for c in full]
 
 
+def fit_correction(table: LatencyTable, measured: list[tuple], shrink: float = 0.5, iters: int = 4) -> dict:
+    """Per-group multipliers and intercept from [(arch, measured ratio)]: relative least squares,
+    Huber-reweighted against outliers (a spike on a shared machine), shrunk towards 1 (and b towards 0)."""
+    import numpy as np
+
+    groups = sorted({part_group(k) for a, _ in measured for k in arch_keys(a)})
+    X = np.zeros((len(measured), len(groups) + 1))
+    for i, (a, _) in enumerate(measured):
+        for k in arch_keys(a):
+            X[i, groups.index(part_group(k))] += table.part_ratio(k)[0]
+        X[i, -1] = 1.0
+    y = np.array([m for _, m in measured])
+    prior = np.array([1.0] * len(groups) + [0.0])
+    robust = np.ones(len(y))
+    for _ in range(iters):
+        w = robust / y  # relative error
+        A, t = X * w[:, None], y * w
+        coef = np.linalg.solve(A.T @ A + shrink * np.eye(len(prior)), A.T @ t + shrink * prior)
+        res = np.abs(X @ coef - y) / y
+        cut = 2.0 * 1.4826 * float(np.median(res)) + 1e-9
+        robust = np.where(res <= cut, 1.0, cut / np.maximum(res, 1e-12))
+    mult = np.clip(coef[:-1], 0.25, 4.0)
+    return {**{g: float(m) for g, m in zip(groups, mult)}, "b": float(coef[-1])}
+
+
+def format_correction(correction: dict) -> str:
+    if not correction:
+        return "none"
+    return ", ".join(f"{k} {v:+.4f}" if k == "b" else f"{k} x{v:.2f}" for k, v in correction.items())
+
+
 def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats: int = 20, warmup: int = 3,
-              n_students: int = 12, group: int = 8, progress: bool = True, log=print) -> LatencyTable:
+              n_students: int = 30, group: int = 8, student_group: int = 5, progress: bool = True,
+              log=print) -> LatencyTable:
     """Measure the table for `teacher` (a transformers classifier) and `space` here, now."""
     from hybridsearch.measure.latency import example_inputs, parse_shape
 
@@ -257,26 +291,21 @@ def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats
         by_kind[kind].append((x, r))
     table.fits = {k: _fit(rows) for k, rows in by_kind.items() if rows}
     students = random_archs(space, base, range(n_students * 20), n=n_students)
-    rows, sums = [], []
-    for chunk in _groups(students, max(group // 2, 1)):
+    measured = []
+    for chunk in _groups(students, student_group):
         ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a) for s, a in chunk}, inputs)
         teacher_ms.append(t)
-        for s, a in chunk:
-            sums.append(sum(table.part_ratio(k)[0] for k in arch_keys(a)))
-            rows.append(([1.0 * sums[-1], 1.0], ratios[str(s)]))
+        measured += [(a, ratios[str(s)]) for s, a in chunk]
         bar.update(len(chunk))
     bar.close()
-    if len(rows) >= 3:
-        a, b = _fit(rows)
-        if not 0.5 <= a <= 2.0:  # too few / too noisy students for two terms: scale only
-            a, b = statistics.median(r[1] / max(r[0][0], 1e-9) for r in rows), 0.0
-        table.correction = [a, b]
+    table.correction = fit_correction(table, measured) if len(measured) >= 3 else {}
     table.teacher_ms = statistics.median(teacher_ms)
     table.calibration_sigs = [latency_signature(a) for _, a in students]
-    table.meta["calibration_students"] = [{"seed": s, "measured": r[1], "parts_sum": r[0][0]}
-                                          for (s, _), r in zip(students, rows)]
+    table.meta["calibration_students"] = [
+        {"seed": s, "measured": m, "parts_sum": sum(table.part_ratio(k)[0] for k in arch_keys(a)),
+         "predicted": table.predict(a).ratio} for (s, a), (_, m) in zip(students, measured)]
     log(f"calibrated {len(parts)} parts and {len(students)} students; teacher {table.teacher_ms:.2f} ms; "
-        f"correction a={table.correction[0]:.3f} b={table.correction[1]:.4f}")
+        f"correction {format_correction(table.correction)}")
     return table
 
 

@@ -11,11 +11,13 @@ dtype, torch / transformers versions, teacher shape, model version):
   FFN, kernel, LSTM size, int8 path, attention restrictions);
 - `fits`: per part kind, a least-squares fit of the relative latency on MAC counts
   (`part_features`), used for a part the table has no entry for (another space);
-- `correction`: (a, b) with measured ratio ~= a * sum(parts) + b, fitted on whole
-  students timed during calibration (captures what isolated parts miss);
+- `correction`: per part group (`base`, `<block>.q0|q1`) a multiplier, and `b` an
+  intercept: measured ratio ~= sum_g m_g * (sum of the group's part ratios) + b,
+  fitted (robust, shrunk towards 1 / 0) on whole students timed during calibration
+  the way the search times them; it captures what isolated parts miss;
 - `calibration_sigs`: latency signatures of those students (`latency check` avoids them).
 
-Prediction: ratio = a * (base + sum of layers) + b; ms = ratio * teacher_ms;
+Prediction: ratio = sum_g m_g * parts_g + b; ms = ratio * teacher_ms;
 speed-up = 1 / ratio. Sparsity and sub-8-bit weights do not change latency
 (deployment runs them dense / dequantized, see `students.deploy`); shared layers
 still run once per position. The table is built by `measure.latency_calib`.
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from hybridsearch.errors import UserError
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 KINDS = ("base", "transformer", "cnn", "bilstm")
 FINGERPRINT_FIELDS = ("device", "threads", "shape", "dtype", "torch", "transformers", "teacher", "model_version")
 
@@ -87,6 +89,12 @@ def _parse(key: str) -> tuple[str, dict]:
         name = item.rstrip("0123456789")
         vals[name] = int(item[len(name):])
     return parts[1], vals
+
+
+def part_group(key: str) -> str:
+    """The correction group of a part: 'base' or '<block>.q<int8>'."""
+    parts = key.split("|")
+    return "base" if parts[0] == "base" else f"{parts[1]}.{parts[4]}"
 
 
 def part_features(key: str, shape: tuple[int, int]) -> tuple[str, list[float]]:
@@ -193,7 +201,7 @@ class LatencyTable:
     entries: dict[str, float]
     space: str = ""
     fits: dict[str, list[float]] = field(default_factory=dict)
-    correction: list[float] = field(default_factory=lambda: [1.0, 0.0])
+    correction: dict[str, float] = field(default_factory=dict)  # group -> multiplier (default 1), "b" -> intercept
     calibration_sigs: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
@@ -211,14 +219,14 @@ class LatencyTable:
 
     def predict(self, arch) -> LatencyPrediction:
         """Latency of `arch` (a StudentArch) on the table's device; nothing is built or run."""
-        parts, fallback = {}, []
+        parts, fallback, total = {}, [], self.correction.get("b", 0.0)
         for key in arch_keys(arch):
             r, fitted = self.part_ratio(key)
             parts[key] = parts.get(key, 0.0) + r
+            total += self.correction.get(part_group(key), 1.0) * r
             if fitted:
                 fallback.append(key)
-        a, b = self.correction
-        ratio = max(a * sum(parts.values()) + b, 1e-6)
+        ratio = max(total, 1e-6)
         return LatencyPrediction(ratio * self.teacher_ms, ratio, 1.0 / ratio, self.teacher_ms, parts, fallback)
 
     def cost(self, arch) -> dict:

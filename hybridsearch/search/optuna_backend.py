@@ -5,7 +5,7 @@ Contracts:
   `objective="score"`: maximize dev score, pruned on intermediate dev scores. When the
   objective has a `reference()` (the teacher), a trial's latency_ms is the teacher's
   reference latency / the trial's same-run speed-up (drift-free; raw median kept).
-- budgets are constraints (`Trial.set_constraint`, <= 0 feasible) and, before training,
+- budgets are constraints (`constraints_func` on user attr `constraints`, <= 0 feasible) and, before training,
   a precheck on the untrained candidate: over-budget trials end PRUNED with
   user attr `reason` ("over budget: ...") and `rejected=True`.
 - a failed trial ends FAIL with user attr `reason`; trials left RUNNING by a killed
@@ -116,23 +116,28 @@ def _engine_kwargs(url: str) -> dict:
 
 
 def make_sampler(settings: SearchSettings):
-    """Budgets reach NSGA-II / TPE as trial constraints (`Trial.set_constraint`, <= 0 feasible)."""
+    """With budgets, NSGA-II / TPE get `constraints_func` reading the trial's user attr `constraints`
+    (<= 0 feasible; every backend writes that attr). Independent TPE: conditional spaces."""
     import optuna
 
+    cf = _constraints if settings.has_budget else None
+    warnings.filterwarnings("ignore", message=".*constraints_func.*", category=FutureWarning)
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=settings.seed)
     if settings.sampler == "tpe":
         startup = min(10, max(3, settings.trials // 4))
-        return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=startup, multivariate=False)
+        return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=startup, multivariate=False,
+                                          constraints_func=cf)
     pop = min(50, max(4, settings.trials // 3))
-    return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=pop)
+    return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=pop, constraints_func=cf)
+
+
+def _constraints(trial) -> list[float]:
+    return list(trial.user_attrs.get("constraints", [0.0, 0.0]))
 
 
 def _set_constraints(trial, values: list[float], settings: SearchSettings) -> None:
     trial.set_user_attr("constraints", values)
-    if settings.has_budget:
-        trial.set_constraint("latency", values[0])
-        trial.set_constraint("size", values[1])
 
 
 def make_pruner(settings: SearchSettings):

@@ -11,7 +11,8 @@ Contracts:
   the sampler and as the precheck that rejects a candidate before training. A trial ASHA stops
   ends PRUNED with the reason.
 - per-trial resources `cpus_per_trial` / `gpus_per_trial` (fractions allowed), `concurrency`
-  trials at once; `address` joins a running cluster, otherwise a local Ray (no dashboard,
+  trials at once; `node_type` names a custom Ray resource so that trials, and so their latency,
+  run on the node type the user targets; `address` joins a running cluster, otherwise a local Ray (no dashboard,
   small object store, CPUs = concurrency x cpus_per_trial) is started and stopped here.
 - Ray's results live in RUN_DIR/ray/exp-NNN. A re-run of an interrupted (or killed) search
   restores the last experiment (`Tuner.restore`): unfinished trials run again unless the
@@ -46,6 +47,7 @@ from hybridsearch.search.objective import (
 from hybridsearch.search.rundir import STUDY_NAME
 
 RAY_DIR = "ray"
+_ON_TRIAL: dict = {}  # run tag -> on_trial(study, frozen_trial), kept out of the pickled searcher
 STATE_FILE = "hybridsearch.json"  # per experiment: {"num_samples": n}
 ASHA_HELP = ("ASHA stops trials on the intermediate dev score; with --objective multi the latency / size "
              "budgets are constraints (and the precheck rejects over-budget candidates before training)")
@@ -57,6 +59,7 @@ class RaySettings:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     address: str | None = None
+    node_type: str | None = None  # a custom Ray resource: trials (training and latency) run on nodes offering it
     object_store_mb: int = 100
     grace_period: int = 1  # ASHA: reports before a trial may be stopped
     reduction_factor: int = 2
@@ -156,6 +159,9 @@ def _make_search_class():
             for key, value in attrs.items():
                 study._storage.set_trial_user_attr(sid, key, value)
             study.tell(number, values, state=state, skip_if_finished=True)
+            callback = _ON_TRIAL.get(self._hs["run_tag"])
+            if callback:
+                callback(study, study._storage.get_trial(sid))
 
         def save(self, checkpoint_path: str):
             with open(checkpoint_path, "w") as f:
@@ -346,6 +352,9 @@ def check_resources(rs: RaySettings) -> None:
     if rs.gpus_per_trial > 0 and have.get("GPU", 0) < rs.gpus_per_trial:
         raise UserError(f"--gpus-per-trial {rs.gpus_per_trial:g} asked, but the Ray cluster has "
                         f"{have.get('GPU', 0):g} GPU(s); drop --gpus-per-trial or join a cluster with GPUs")
+    if rs.node_type and have.get(rs.node_type, 0) <= 0:
+        raise UserError(f"no Ray node offers resource '{rs.node_type}'; start the target nodes with "
+                        f"ray start --resources='{{\"{rs.node_type}\": 1}}' or drop --node-type")
     if have.get("CPU", 0) < rs.cpus_per_trial:
         raise UserError(f"--cpus-per-trial {rs.cpus_per_trial:g} exceeds the cluster's {have.get('CPU', 0):g} CPUs; "
                         f"lower it")
@@ -363,9 +372,34 @@ def _experiment_done(exp: Path, results, enough: bool) -> bool:
     return all(t.status in ("TERMINATED", "ERROR") for t in trials) and (enough or len(trials) >= want)
 
 
+def _new_tuner(fn, exp: Path, space, settings, storage_url: str, study_name: str, run_tag: str, rs: RaySettings,
+               num_samples: int):
+    """A Tuner for a new experiment directory `exp`: our OptunaSearch, ASHA on dev_score, `rs` limits."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search import ConcurrencyLimiter
+
+    exp.mkdir()
+    (exp / STATE_FILE).write_text(json.dumps({"num_samples": num_samples, "ray": asdict(rs)}))
+    search_cls, _ = _make_search_class()
+    searcher = ConcurrencyLimiter(search_cls(space, settings, storage_url, study_name, run_tag=run_tag),
+                                  max_concurrent=rs.concurrency)
+    scheduler = ASHAScheduler(time_attr="training_iteration", metric="dev_score", mode="max",
+                              grace_period=rs.grace_period, reduction_factor=rs.reduction_factor, max_t=100_000)
+    return tune.Tuner(
+        fn,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=num_samples,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=exp.name, storage_path=str(exp.parent), verbose=rs.verbose,
+                                  failure_config=tune.FailureConfig(max_failures=0)),
+    )
+
+
 def run_ray_search(space, objective, storage_url: str | None, settings, run_dir, ray_settings: RaySettings | None = None,
-                   *, study_name: str = STUDY_NAME, metadata: dict | None = None, lock_path: str | None = None):
-    """Run, restore or extend the Ray search of `run_dir` until `settings.trials` trials are finished; the study."""
+                   *, study_name: str = STUDY_NAME, metadata: dict | None = None, lock_path: str | None = None,
+                   on_trial=None):
+    """Run, restore or extend the Ray search of `run_dir` until `settings.trials` trials are finished; the study.
+    `on_trial(study, frozen_trial)` is called in this process after each trial is recorded."""
     import uuid
     import warnings
 
@@ -405,42 +439,33 @@ def run_ray_search(space, objective, storage_url: str | None, settings, run_dir,
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "3")  # fresher state to restore from
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search import ConcurrencyLimiter
 
     ctx = {"storage_url": storage_url, "study_name": study_name, "key": uuid.uuid4().hex,
            "has_budget": settings.has_budget, "max_latency_ms": settings.max_latency_ms,
            "max_size_mb": settings.max_size_mb, "lock_path": lock_path, "cwd": os.getcwd()}
-    with ray_session(rs):
-        check_resources(rs)
-        resources = {"cpu": rs.cpus_per_trial, "gpu": rs.gpus_per_trial}
-        fn = tune.with_resources(tune.with_parameters(trainable, objective=objective, ctx=ctx), resources)
-        for _ in range(2):  # restore the last unfinished experiment, then start one for what is left
-            if last is not None and not (last / ".done").exists() and tune.Tuner.can_restore(str(last)):
-                tuner = tune.Tuner.restore(str(last), trainable=fn, resume_unfinished=True, resume_errored=False,
-                                           restart_errored=False)
-            else:
-                remaining = settings.trials - finished_count(study)
-                if remaining <= 0:
-                    break
-                last = root / f"exp-{len(_experiments(root)) + 1:03d}"
-                last.mkdir()
-                (last / STATE_FILE).write_text(json.dumps({"num_samples": remaining, "ray": asdict(rs)}))
-                search_cls, _ = _make_search_class()
-                searcher = search_cls(space, settings, storage_url, study_name, run_tag=str(Path(run_dir).resolve()))
-                scheduler = ASHAScheduler(time_attr="training_iteration", metric="dev_score", mode="max",
-                                          grace_period=rs.grace_period, reduction_factor=rs.reduction_factor,
-                                          max_t=100_000)
-                tuner = tune.Tuner(
-                    fn,
-                    tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=rs.concurrency),
-                                                scheduler=scheduler, num_samples=remaining, reuse_actors=True,
-                                                max_concurrent_trials=rs.concurrency),
-                    run_config=tune.RunConfig(name=last.name, storage_path=str(root), verbose=rs.verbose,
-                                              failure_config=tune.FailureConfig(max_failures=0)),
-                )
-            results = tuner.fit()
-            if not _experiment_done(last, results, finished_count(study) >= settings.trials):
-                raise KeyboardInterrupt("Ray search interrupted")
-            (last / ".done").write_text("")
+    run_tag = str(Path(run_dir).resolve())
+    _ON_TRIAL[run_tag] = on_trial
+    try:
+        with ray_session(rs):
+            check_resources(rs)
+            resources = {"cpu": rs.cpus_per_trial, "gpu": rs.gpus_per_trial}
+            if rs.node_type:
+                resources[rs.node_type] = 0.001  # a token share: any number of trials fit on such a node
+            fn = tune.with_resources(tune.with_parameters(trainable, objective=objective, ctx=ctx), resources)
+            for _ in range(2):  # restore the last unfinished experiment, then start one for what is left
+                if last is not None and not (last / ".done").exists() and tune.Tuner.can_restore(str(last)):
+                    tuner = tune.Tuner.restore(str(last), trainable=fn, resume_unfinished=True, resume_errored=False,
+                                               restart_errored=False)
+                else:
+                    remaining = settings.trials - finished_count(study)
+                    if remaining <= 0:
+                        break
+                    last = root / f"exp-{len(_experiments(root)) + 1:03d}"
+                    tuner = _new_tuner(fn, last, space, settings, storage_url, study_name, run_tag, rs, remaining)
+                results = tuner.fit()
+                if not _experiment_done(last, results, finished_count(study) >= settings.trials):
+                    raise KeyboardInterrupt("Ray search interrupted")
+                (last / ".done").write_text("")
+    finally:
+        _ON_TRIAL.pop(run_tag, None)
     return study

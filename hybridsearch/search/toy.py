@@ -61,15 +61,20 @@ def toy_size_mb(sample: dict) -> float:
 
 class ToyObjective(Objective):
     """Toy metrics; options for tests: `sleep` seconds per trial, `log` file (one line per finished
-    evaluation), `crash` = "kill" | "raise" | "nan" when the sample's depth is 2, `steps` reports."""
+    evaluation), `crash` = "kill" | "raise" | "nan" when the sample's depth is 2, `steps` reports,
+    `pidfile` (the evaluating process writes its pid there)."""
 
-    def __init__(self, sleep: float = 0.0, log: str | None = None, crash: str | None = None, steps: int = 0):
-        self.sleep, self.log, self.crash, self.steps = sleep, log, crash, steps
+    def __init__(self, sleep: float = 0.0, log: str | None = None, crash: str | None = None, steps: int = 0,
+                 pidfile: str | None = None):
+        self.sleep, self.log, self.crash, self.steps, self.pidfile = sleep, log, crash, steps, pidfile
 
     def precheck(self, sample):
         return {"latency_ms": toy_latency(sample), "size_mb": toy_size_mb(sample)}
 
     def evaluate(self, sample, report):
+        if self.pidfile:
+            with open(self.pidfile, "w") as f:
+                f.write(str(os.getpid()))
         if self.crash and sample.get("depth") == 2:
             if self.crash == "kill":
                 os.kill(os.getpid(), 9)

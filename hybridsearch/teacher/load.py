@@ -101,7 +101,8 @@ def load_teacher(source: str | os.PathLike = DEFAULT_BACKBONE, num_labels: int |
         raise
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "directory" if local else "hub name (the hub may be unreachable)"
+        where = ("directory" if local else
+                 "hub name (no such local directory; the hub may be unreachable, or set HF_HUB_OFFLINE=0)")
         raise UserError(f"could not load a sequence classifier from {source} ({msg[:200]}); check the {where}, "
                         "or use 'default'") from None
     model.eval()
