@@ -214,8 +214,12 @@ def make_inputs(cmap: ComponentMap, batch: int, seq_len: int, device) -> dict:
     return inputs
 
 
-def time_components(model, cmap: ComponentMap, inputs: dict, *, cuda: bool, repeats: int, warmup: int):
-    """Interleaved hooked / plain runs -> (per-(component, part) ms lists, hooked totals, plain totals)."""
+def time_components(model, cmap: ComponentMap, inputs: dict, *, cuda: bool, repeats: int, warmup: int,
+                    round_offset: int = 0):
+    """Interleaved hooked / plain runs -> (per-(component, part) ms lists, hooked totals, plain totals).
+
+    Hooked goes first in even rounds, plain in odd ones (`round_offset` continues the count).
+    """
     import torch
 
     timeline = _Timeline(model, cmap, cuda)
@@ -224,7 +228,7 @@ def time_components(model, cmap: ComponentMap, inputs: dict, *, cuda: bool, repe
     plain: list[float] = []
     with torch.inference_mode():
         for r in range(warmup + repeats):
-            for hooked_turn in ((True, False) if r % 2 == 0 else (False, True)):
+            for hooked_turn in ((True, False) if (r + round_offset) % 2 == 0 else (False, True)):
                 if hooked_turn:
                     timeline.attach()
                     try:
@@ -242,6 +246,103 @@ def time_components(model, cmap: ComponentMap, inputs: dict, *, cuda: bool, repe
     return parts, hooked, plain
 
 
+@dataclass
+class _Job:
+    """One model at one shape, ready to time; `parts/hooked/plain` accumulate over rounds."""
+
+    model: object
+    cmap: ComponentMap
+    inputs: dict
+    name: str
+    source: str
+    batch: int
+    seq_len: int
+    params: dict
+    total_params: int
+    elem: int
+    flops: dict
+    counted: dict | None = None
+    parts: dict = field(default_factory=dict)
+    hooked: list = field(default_factory=list)
+    plain: list = field(default_factory=list)
+
+
+def _settings(device, dtype, threads, repeats, warmup):
+    from hybridsearch.measure.latency import available_cores, resolve_device
+
+    if repeats < 1 or warmup < 0:
+        raise UserError("repeats must be >= 1 and warmup >= 0")
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
+    n_threads = int(threads) if threads else available_cores()
+    if n_threads <= 0:
+        raise UserError(f"threads must be positive, got {threads}")
+    return dev, torch_dtype, n_threads
+
+
+def _prepare(model, name, source, batch, seq_len, dev, torch_dtype) -> _Job:
+    import torch
+
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", "eager") not in ("eager", None):
+        config._attn_implementation = "eager"  # so the attention core runs as visible ops
+    cmap = map_components(model)
+    check_shape(cmap.max_positions, batch, seq_len)
+    model.eval().to(device=dev, dtype=torch_dtype)
+    params = param_breakdown(model, cmap)
+    total_params = sum(p.numel() for p in model.parameters())
+    assert sum(params.values()) == total_params, "component parameter sums must equal the model's"
+    return _Job(model, cmap, make_inputs(cmap, batch, seq_len, dev), name, source, batch, seq_len, params,
+                total_params, torch.empty((), dtype=torch_dtype).element_size(), cmap.flops(seq_len, batch))
+
+
+def profile_models(jobs: dict, *, device: str = "cpu", dtype: str = "float32", threads: int | None = None,
+                   repeats: int = 10, warmup: int = 3, count_flops: bool = True, source: str = "object") -> dict:
+    """Profile several (model, batch, seq_len) jobs, interleaved round by round; -> {key: Profile}.
+
+    `jobs`: {key: (model, batch, seq_len)}; the same model may appear in several jobs.
+    Each round runs every job once (hooked and plain), in a rotating order, so slow
+    drifts of a shared machine hit all jobs alike (as in `measure.latency`).
+    """
+    import torch
+
+    from hybridsearch.measure.flops import counted_matmul_flops
+
+    dev, torch_dtype, n_threads = _settings(device, dtype, threads, repeats, warmup)
+    prepared = {k: _prepare(m, str(k), source, b, t, dev, torch_dtype) for k, (m, b, t) in jobs.items()}
+    keys = list(prepared)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        for job in prepared.values():
+            if count_flops:
+                job.counted = counted_matmul_flops(job.model, job.cmap, job.inputs)
+        for r in range(warmup + repeats):
+            for key in keys[r % len(keys):] + keys[: r % len(keys)]:
+                job = prepared[key]
+                try:
+                    parts, hooked, plain = time_components(job.model, job.cmap, job.inputs, cuda=dev.type == "cuda",
+                                                           repeats=int(r >= warmup), warmup=int(r < warmup),
+                                                           round_offset=r)
+                except RuntimeError as exc:
+                    raise UserError(f"the model cannot run in {dtype} on {dev}: {str(exc).splitlines()[0][:160]}; "
+                                    "try --dtype float32") from None
+                _merge(job, parts, hooked, plain)
+    finally:
+        torch.set_num_threads(old_threads)
+    settings = dict(device=str(dev), dtype=str(torch_dtype).replace("torch.", ""), threads=n_threads,
+                    repeats=repeats, warmup=warmup, attn_implementation="eager")
+    return {k: _assemble(job, settings, dev) for k, job in prepared.items()}
+
+
+def _merge(job: _Job, parts: dict, hooked: list, plain: list) -> None:
+    n_old, n_new = len(job.hooked), len(hooked)
+    for key in set(job.parts) | set(parts):
+        job.parts.setdefault(key, [0.0] * n_old).extend(parts.get(key, [0.0] * n_new))
+    job.hooked.extend(hooked)
+    job.plain.extend(plain)
+
+
 def profile_model(
     model,
     *,
@@ -257,69 +358,35 @@ def profile_model(
     count_flops: bool = True,
 ) -> Profile:
     """Profile `model` (moved to device / dtype in place) on random (batch, seq_len) ids."""
-    import torch
+    return profile_models({name: (model, batch, seq_len)}, device=device, dtype=dtype, threads=threads,
+                          repeats=repeats, warmup=warmup, count_flops=count_flops, source=source)[name]
 
-    from hybridsearch.measure.flops import counted_matmul_flops
-    from hybridsearch.measure.latency import available_cores, resolve_device
 
-    if repeats < 1 or warmup < 0:
-        raise UserError("repeats must be >= 1 and warmup >= 0")
-    dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype)
-    n_threads = int(threads) if threads else available_cores()
-    if n_threads <= 0:
-        raise UserError(f"threads must be positive, got {threads}")
-    config = getattr(model, "config", None)
-    if getattr(config, "_attn_implementation", "eager") not in ("eager", None):
-        config._attn_implementation = "eager"  # so the attention core runs as visible ops
-    cmap = map_components(model)
-    check_shape(cmap.max_positions, batch, seq_len)
-    model.eval().to(device=dev, dtype=torch_dtype)
-    inputs = make_inputs(cmap, batch, seq_len, dev)
-    params = param_breakdown(model, cmap)
-    total_params = sum(p.numel() for p in model.parameters())
-    assert sum(params.values()) == total_params, "component parameter sums must equal the model's"
-    elem = torch.empty((), dtype=torch_dtype).element_size()
-    flops = cmap.flops(seq_len, batch)
-    counted = None
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        if count_flops:
-            counted = counted_matmul_flops(model, cmap, inputs)
-        try:
-            parts, hooked, plain = time_components(model, cmap, inputs, cuda=dev.type == "cuda",
-                                                   repeats=repeats, warmup=warmup)
-        except RuntimeError as exc:
-            raise UserError(f"the model cannot run in {dtype} on {dev}: {str(exc).splitlines()[0][:160]}; "
-                            "try --dtype float32") from None
-    finally:
-        torch.set_num_threads(old_threads)
+def _assemble(job: _Job, settings: dict, dev) -> Profile:
+    cmap, parts, hooked, plain = job.cmap, job.parts, job.hooked, job.plain
     rows = []
     for comp in cmap.components:
         series = [vals for (c, _p), vals in parts.items() if c == comp.name]
         per_run = [sum(v[i] for v in series) for i in range(len(hooked))] if series else [0.0] * len(hooked)
-        f = flops[comp.name]
+        f = job.flops[comp.name]
         rows.append(ComponentProfile(
-            name=comp.name, label=comp.label, short=comp.short or comp.label, params=params[comp.name], bytes=params[comp.name] * elem,
-            flops=f.total, matmul_flops=f.matmul, other_flops=f.other,
-            counted_matmul_flops=None if counted is None or comp.name in cmap.uncounted else counted[comp.name],
+            name=comp.name, label=comp.label, short=comp.short or comp.label, params=job.params[comp.name],
+            bytes=job.params[comp.name] * job.elem, flops=f.total, matmul_flops=f.matmul, other_flops=f.other,
+            counted_matmul_flops=None if job.counted is None or comp.name in cmap.uncounted else job.counted[comp.name],
             time_ms=statistics.median(per_run), time_p10_ms=_pct(per_run, 0.1), time_p90_ms=_pct(per_run, 0.9),
             time_parts={p: statistics.median(v) for (c, p), v in sorted(parts.items()) if c == comp.name},
         ))
     total_flops = sum(r.flops for r in rows)
     total_time = sum(r.time_ms for r in rows)
     for r in rows:
-        r.param_share = r.params / total_params if total_params else 0.0
+        r.param_share = r.params / job.total_params if job.total_params else 0.0
         r.flops_share = r.flops / total_flops if total_flops else 0.0
         r.time_share = r.time_ms / total_time if total_time else 0.0
     hooked_med, plain_med = statistics.median(hooked), statistics.median(plain)
     return Profile(
-        model=name, source=source, family=cmap.family, architecture=type(model).__name__,
-        config=dict(cmap.summary),
-        settings=dict(batch=batch, seq_len=seq_len, device=str(dev), dtype=str(torch_dtype).replace("torch.", ""),
-                      threads=n_threads, repeats=repeats, warmup=warmup, attn_implementation="eager"),
-        total_params=total_params, total_bytes=total_params * elem, total_flops=total_flops,
+        model=job.name, source=job.source, family=cmap.family, architecture=type(job.model).__name__,
+        config=dict(cmap.summary), settings=dict(batch=job.batch, seq_len=job.seq_len, **settings),
+        total_params=job.total_params, total_bytes=job.total_params * job.elem, total_flops=total_flops,
         forward_ms=dict(
             sum_of_component_medians=total_time,
             hooked_median=hooked_med, hooked_p10=_pct(hooked, 0.1), hooked_p90=_pct(hooked, 0.9),

@@ -1,6 +1,7 @@
 """Profile sweeps: attention heads at a fixed hidden size, and sequence length.
 
-Each point is a full `profile_model` run; a point keeps the whole-forward times,
+All points are profiled together by `profile_models`, interleaved round by round so
+that a busy shared machine slows every point alike; a point keeps the whole-forward times,
 the attention-core time and FLOPs, and every component's time, so the plots and
 the JSON show where the extra time goes.
 """
@@ -45,11 +46,11 @@ def _point(profile, **extra) -> dict:
     )
 
 
-def sweep_heads(model, values=None, *, name="model", progress=None, **profile_kw) -> dict:
-    """Rebuild `model`'s shape with each head count (same hidden size, random weights) and profile it."""
+def sweep_heads(model, values=None, *, name="model", progress=None, batch=1, seq_len=128, **profile_kw) -> dict:
+    """Rebuild `model`'s shape with each head count (same hidden size, random weights); profile all, interleaved."""
     from hybridsearch.measure.components import map_components
     from hybridsearch.measure.presets import model_from_config
-    from hybridsearch.measure.profiler import profile_model
+    from hybridsearch.measure.profiler import profile_models
 
     config = getattr(model, "config", None)
     if getattr(config, "num_attention_heads", None) is None or map_components(model).family != "bert":
@@ -59,31 +60,36 @@ def sweep_heads(model, values=None, *, name="model", progress=None, **profile_kw
     bad = [h for h in values if hidden % h]
     if bad:
         raise UserError(f"head counts {bad} do not divide hidden size {hidden}; pick divisors of {hidden}")
-    points = []
+    models = {}
     for heads in values:
         cfg = copy.deepcopy(config)
         cfg.num_attention_heads = heads
-        prof = profile_model(model_from_config(cfg), name=f"{name} heads={heads}", source="sweep", **profile_kw)
-        points.append(_point(prof, heads=heads, head_size=hidden // heads))
-        if progress:
-            progress(points[-1])
+        models[heads] = (model_from_config(cfg), batch, seq_len)
+    profiles = profile_models(models, source="sweep", **profile_kw)  # interleaved across head counts
+    points = [_point(profiles[h], heads=h, head_size=hidden // h) for h in values]
+    if progress:
+        for p in points:
+            progress(p)
+    prof = profiles[values[-1]]
     return dict(sweep="heads", model=name, hidden_size=hidden, settings=prof.settings, points=points,
                 environment=prof.environment)
 
 
 def sweep_seq_len(model, values=None, *, name="model", progress=None, **profile_kw) -> dict:
     """Profile the same model at each sequence length."""
-    from hybridsearch.measure.profiler import max_seq_len, profile_model
+    from hybridsearch.measure.profiler import max_seq_len, profile_models
 
     limit = max_seq_len(model) or max(DEFAULT_SEQ_LENS)
     values = list(values or [t for t in DEFAULT_SEQ_LENS if t <= limit])
     if max(values) > limit:
         raise UserError(f"sweep seq-len {max(values)} is past this model's maximum of {limit} positions")
     profile_kw.pop("seq_len", None)
-    points = []
-    for seq_len in values:
-        prof = profile_model(model, name=name, source="sweep", seq_len=seq_len, **profile_kw)
-        points.append(_point(prof, seq_len=seq_len))
-        if progress:
-            progress(points[-1])
+    batch = profile_kw.pop("batch", 1)
+    jobs = {t: (model, batch, t) for t in values}
+    profiles = profile_models(jobs, source="sweep", **profile_kw)  # interleaved across lengths
+    points = [_point(profiles[t], seq_len=t) for t in values]
+    if progress:
+        for p in points:
+            progress(p)
+    prof = profiles[values[-1]]
     return dict(sweep="seq-len", model=name, settings=prof.settings, points=points, environment=prof.environment)
