@@ -204,7 +204,7 @@ def table_row(name: str, family: str, metrics, teacher_size: int | None, teacher
                params=m.params, flops=m.flops, steps=m.steps or None, train_s=m.train_s)
     if m.size_bytes is not None and teacher_size:
         row["size_pct"] = round(100 * m.size_bytes / teacher_size, 1)
-    if row["size_pct"] is not None and row["score"] is not None and teacher_score is not None:
+    if name != "teacher" and row["size_pct"] is not None and row["score"] is not None and teacher_score is not None:
         drop_size, drop_score = 100 - row["size_pct"], 100 * teacher_score - row["score"]
         row["size_drop_per_score_drop"] = round(drop_size / drop_score, 2) if drop_score > 0 else math.inf
     return row

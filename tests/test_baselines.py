@@ -68,6 +68,7 @@ def test_run_baselines_writes_a_table_even_with_a_failed_row(tmp_path, monkeypat
     assert [r["method"] for r in rows] == ["teacher", *methods]
     by = {r["method"]: r for r in rows}
     assert by["teacher"]["size_pct"] == 100.0 and by["teacher"]["speedup"] == 1.0
+    assert by["teacher"]["size_drop_per_score_drop"] is None
     assert by["kd-eo"]["status"].startswith("failed: invalid") and "teacher layer 99" in by["kd-eo"]["status"]
     assert by["ad-lower"]["status"].startswith("not applicable")
     ok = [r for r in rows if r["status"] == "ok"]

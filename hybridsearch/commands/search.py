@@ -49,17 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-seeds", action="store_true", help="do not enqueue the space's known-good points")
     parser.add_argument("--isolation", default="process", choices=("process", "inline"),
                         help="run trials in a worker process (default) or inline (debugging)")
+    from hybridsearch.search.backends import add_backend_arguments
+
+    add_backend_arguments(parser)
 
 
 def run(args) -> int:
     from hybridsearch.errors import UserError
     from hybridsearch.measure.latency import parse_shape, resolve_device
+    from hybridsearch.search.backends import backend_options, check_backend, run_backend
     from hybridsearch.search.distill_objective import DistillObjective
-    from hybridsearch.search.optuna_backend import SearchSettings, run_search
+    from hybridsearch.search.optuna_backend import SearchSettings
     from hybridsearch.search.rundir import default_run_dir, environment_info, open_run, update_run
     from hybridsearch.search.space import load_space
 
     start = time.perf_counter()
+    check_backend(args.backend, **backend_options(args))  # before any work: a typo costs nothing
     space = load_space(args.space)
     shape = parse_shape(args.shape)
     resolve_device(args.device)
@@ -90,10 +95,10 @@ def run(args) -> int:
     update_run(run, objective=objective.__getstate__())
     metadata = {**identity, "space": space.name, "task_source": args.task, "teacher_path": str(teacher.path),
                 "sampler_seed": args.seed, "shape": list(shape), "device": args.device, **environment_info()}
-    _step(f"2/5 search: {settings.trials} trials ({settings.sampler}, objective {settings.objective})")
+    _step(f"2/5 search: {settings.trials} trials ({args.backend}, {settings.sampler}, objective {settings.objective})")
     del teacher  # the worker loads its own copy
-    study = run_search(space, objective, run.storage, settings, study_name=run.study_name, metadata=metadata,
-                       on_trial=_progress(settings.trials))
+    study = run_backend(args.backend, space, objective, run.storage, settings, run.path, study_name=run.study_name,
+                        metadata=metadata, on_trial=_progress(settings.trials), **backend_options(args))
     _step("3/5 Pareto front")
     from hybridsearch.search.results import finish_run
 

@@ -302,7 +302,7 @@ def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats
     table.teacher_ms = statistics.median(teacher_ms)
     table.calibration_sigs = [latency_signature(a) for _, a in students]
     table.meta["calibration_students"] = [
-        {"seed": s, "measured": m, "parts_sum": sum(table.part_ratio(k)[0] for k in arch_keys(a)),
+        {"seed": s, "parts": arch_keys(a), "measured": m, "parts_sum": sum(table.part_ratio(k)[0] for k in arch_keys(a)),
          "predicted": table.predict(a).ratio} for (s, a), (_, m) in zip(students, measured)]
     log(f"calibrated {len(parts)} parts and {len(students)} students; teacher {table.teacher_ms:.2f} ms; "
         f"correction {format_correction(table.correction)}")
@@ -327,7 +327,7 @@ def check(table: LatencyTable, teacher, space, n: int = 30, repeats: int = 20, w
         for s, a in chunk:
             p = table.predict(a)
             m = ratios[str(s)]
-            rows.append({"seed": s, "signature": latency_signature(a), "layers": _describe(a),
+            rows.append({"seed": s, "signature": latency_signature(a), "layers": _describe(a), "parts": arch_keys(a),
                          "measured_ratio": m, "predicted_ratio": p.ratio, "measured_ms": m * t,
                          "predicted_ms": p.latency_ms, "teacher_ms": t, "rel_error": (p.ratio - m) / m,
                          "fallback_parts": len(p.fallback)})

@@ -41,12 +41,9 @@ def backend_options(args) -> dict:
                                           "nni_algorithm") if hasattr(args, k)}
 
 
-def run_backend(name: str, space, objective, storage_url: str | None, settings, run_dir, *, study_name: str,
-                metadata: dict | None = None, on_trial=None, concurrency: int = 1, cpus_per_trial: float = 1.0,
-                gpus_per_trial: float = 0.0, address: str | None = None, node_type: str | None = None,
-                nni_algorithm: str = "tpe",
-                ray_verbose: int = 1):
-    """Run or resume the search of `run_dir` with backend `name`; the Optuna study."""
+def check_backend(name: str, *, concurrency: int = 1, cpus_per_trial: float = 1.0, gpus_per_trial: float = 0.0,
+                  address: str | None = None, node_type: str | None = None, **_ignored) -> None:
+    """Refuse an unknown backend or flags the backend does not understand (cheap: call before any work)."""
     if name not in BACKENDS:
         raise UserError(f"unknown --backend {name!r}; use one of {', '.join(BACKENDS)}")
     ray_only = {"--cpus-per-trial": cpus_per_trial != 1.0, "--gpus-per-trial": gpus_per_trial != 0.0,
@@ -55,6 +52,16 @@ def run_backend(name: str, space, objective, storage_url: str | None, settings, 
         used = [flag for flag, on in ray_only.items() if on] + (["--concurrency"] if concurrency != 1 else [])
         if used:
             raise UserError(f"{', '.join(used)} need --backend ray; add it or drop them")
+
+
+def run_backend(name: str, space, objective, storage_url: str | None, settings, run_dir, *, study_name: str,
+                metadata: dict | None = None, on_trial=None, concurrency: int = 1, cpus_per_trial: float = 1.0,
+                gpus_per_trial: float = 0.0, address: str | None = None, node_type: str | None = None,
+                nni_algorithm: str = "tpe",
+                ray_verbose: int = 1):
+    """Run or resume the search of `run_dir` with backend `name`; the Optuna study."""
+    check_backend(name, concurrency=concurrency, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                  address=address, node_type=node_type)
     if name == "optuna":
         from hybridsearch.search.optuna_backend import run_search
 

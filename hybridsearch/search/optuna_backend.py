@@ -173,8 +173,11 @@ def open_study(storage_url: str | None, settings: SearchSettings, study_name: st
                 raise UserError(f"the study in {storage_url} was made for {key.replace('_', ' ')} {old!r}, "
                                 f"not {value!r}; resume with the same settings or pass another --out")
         return study
-    study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
-                                sampler=make_sampler(settings), pruner=make_pruner(settings))
+    try:
+        study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
+                                    sampler=make_sampler(settings), pruner=make_pruner(settings))
+    except optuna.exceptions.DuplicatedStudyError:  # another worker created it a moment ago: load and check it
+        return open_study(storage_url, settings, study_name, metadata)
     for key, value in (metadata or {}).items():
         study.set_user_attr(key, value)
     study.set_user_attr("settings", {k: v for k, v in asdict(settings).items()})
