@@ -156,7 +156,7 @@ def measure_latency(
             for r in range(repeats):
                 order = names[r % len(names):] + names[: r % len(names)]  # rotate who goes first
                 for name in order:
-                    times[name].append(_time_call(models[name], inputs, cuda))
+                    times[name].append(time_call(models[name], inputs, cuda))
     finally:
         torch.set_num_threads(old_threads)
     return {
@@ -165,8 +165,8 @@ def measure_latency(
     }
 
 
-def _time_call(model, inputs: dict, cuda: bool) -> float:
-    """One forward call in milliseconds."""
+def time_call(model, inputs: dict, cuda: bool) -> float:
+    """One forward call in milliseconds (CUDA events and synchronisation on GPU)."""
     if cuda:
         import torch
 

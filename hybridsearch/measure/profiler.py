@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 from hybridsearch.errors import UserError
 from hybridsearch.measure.components import ComponentMap, map_components, param_breakdown
+from hybridsearch.measure.latency import time_call
 
 DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
           "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16"}
@@ -181,22 +182,6 @@ class _Timeline:
         out[key] = out.get(key, 0.0) + ms
 
 
-def _plain_call(model, inputs: dict, cuda: bool) -> float:
-    if cuda:
-        import torch
-
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda.synchronize()
-        start.record()
-        model(**inputs)
-        end.record()
-        torch.cuda.synchronize()
-        return float(start.elapsed_time(end))
-    t0 = time.perf_counter_ns()
-    model(**inputs)
-    return (time.perf_counter_ns() - t0) / 1e6
-
-
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     pos = (len(ordered) - 1) * q
@@ -240,7 +225,7 @@ def time_components(model, cmap: ComponentMap, inputs: dict, *, cuda: bool, repe
                         for key in set(parts) | set(split):
                             parts.setdefault(key, [0.0] * (len(hooked) - 1)).append(split.get(key, 0.0))
                 else:
-                    ms = _plain_call(model, inputs, cuda)
+                    ms = time_call(model, inputs, cuda)
                     if r >= warmup:
                         plain.append(ms)
     return parts, hooked, plain
