@@ -212,3 +212,25 @@ def test_fit_correction_recovers_group_multipliers_despite_an_outlier():
     table.correction = corr
     a = arch_of(tf(), tf(), LayerSpec(block="cnn", kernel=3, ffn=32))
     assert table.predict(a).ratio == pytest.approx(0.02 + 1.3 * 0.2 + 0.8 * 0.05 + 0.01, rel=0.05)
+
+
+def test_search_precheck_uses_the_latency_model_instead_of_timing(monkeypatch):
+    """With a latency table, the search's precheck predicts latency from the arch alone (no timing)."""
+    from hybridsearch.measure import latency
+    from hybridsearch.search import distill_objective
+
+    arch = arch_of(tf(heads=2, ffn=64))
+    table = hand_table({key: 0.5 for key in arch_keys(arch)})
+    objective = distill_objective.DistillObjective("tiny.yaml", {}, "teacher-dir", latency_table="table.json")
+    objective._table = table
+    objective._ctx = SimpleNamespace(task=SimpleNamespace(spec=SimpleNamespace(is_pair=False)))
+    monkeypatch.setattr(objective, "freeze", lambda sample: (arch, None))
+
+    def no_timing(*_a, **_k):
+        raise AssertionError("the candidate was timed")
+
+    monkeypatch.setattr(latency, "measure_latency", no_timing)
+    cost = objective.precheck({})
+    assert cost == table.cost(arch) and cost["latency_source"] == "predicted"
+    state = objective.__getstate__()  # what worker processes and run.json get: the setting, not the table
+    assert state["latency_table"] == "table.json" and "_table" not in state

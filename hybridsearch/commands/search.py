@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, metavar="RUN_DIR",
                         help="run directory (default: runs/<task>-<hash of task, teacher, space>)")
     parser.add_argument("--steps", type=int, default=None, help="distillation steps per trial (default: the space's)")
+    parser.add_argument("--latency-table", default=None, metavar="FILE|auto",
+                        help="pre-check candidates with the latency model instead of timing them: 'auto' uses "
+                        "this device's cached table (built by `hybridsearch latency calibrate`, or now), FILE an "
+                        "explicit table (refused if built on another device / threads / shape)")
     parser.add_argument("--no-seeds", action="store_true", help="do not enqueue the space's known-good points")
     parser.add_argument("--isolation", default="process", choices=("process", "inline"),
                         help="run trials in a worker process (default) or inline (debugging)")
@@ -91,7 +95,8 @@ def run(args) -> int:
                                                "dev_file", "test_file", "num_labels") if hasattr(args, k)}
     objective = DistillObjective(
         str(space.path), task_args, str(teacher.path), cache_dir=args.cache_dir, device=args.device, shape=shape,
-        threads=args.threads, repeats=args.repeats, steps=args.steps, weights_dir=str(run.path / "weights"))
+        threads=args.threads, repeats=args.repeats, steps=args.steps, weights_dir=str(run.path / "weights"),
+        latency_table=args.latency_table)
     update_run(run, objective=objective.__getstate__())
     metadata = {**identity, "space": space.name, "task_source": args.task, "teacher_path": str(teacher.path),
                 "sampler_seed": args.seed, "shape": list(shape), "device": args.device, **environment_info()}

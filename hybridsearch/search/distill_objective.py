@@ -24,19 +24,23 @@ def sample_key(sample: dict) -> str:
 class DistillObjective(Objective):
     def __init__(self, space_path: str, task_args: dict, teacher_source: str, cache_dir=None, device: str = "cpu",
                  shape=(1, 64), threads: int | None = None, repeats: int = 30, steps: int | None = None,
-                 weights_dir: str | None = None, precheck_repeats: int = 10):
+                 weights_dir: str | None = None, precheck_repeats: int = 10, latency_table: str | None = None):
         self.space_path, self.task_args, self.teacher_source = space_path, task_args, teacher_source
         self.cache_dir, self.device, self.shape, self.threads = cache_dir, device, tuple(shape), threads
         self.repeats, self.steps, self.weights_dir, self.precheck_repeats = repeats, steps, weights_dir, precheck_repeats
-        self._ctx = self._space = self._base = None
+        # latency_table: None = time the untrained candidate in precheck; "auto" = the cached latency model
+        # of this device (calibrated now if missing); a path = that table (refused if built elsewhere)
+        self.latency_table = latency_table
+        self._ctx = self._space = self._base = self._table = None
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "_space", "_base")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_ctx", "_space", "_base", "_table")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.shape = tuple(self.shape)
-        self._ctx = self._space = self._base = None
+        self.latency_table = state.get("latency_table")
+        self._ctx = self._space = self._base = self._table = None
 
     def setup(self) -> None:
         from hybridsearch.baselines import kept_vocabulary
@@ -60,6 +64,12 @@ class DistillObjective(Objective):
             unk_id=tok.unk_token_id if tok.unk_token_id is not None else 0, pad_id=tok.pad_token_id or 0,
             task_tokens=kept_vocabulary(tok, list(task.splits["train"]["text"])),
         )
+        if self.latency_table:
+            from hybridsearch.measure.latency_model import get_table
+
+            path = None if self.latency_table == "auto" else self.latency_table
+            self._table = get_table(teacher.model, self._space, self.shape, self.threads, self.device,
+                                    self.cache_dir, table_path=path)[0]
 
     def freeze(self, sample: dict):
         arch, recipe = self._space.freeze(sample, self._base)
@@ -85,6 +95,8 @@ class DistillObjective(Objective):
 
         arch, _ = self.freeze(sample)
         arch.validate(is_pair=self._ctx.task.spec.is_pair)
+        if self._table is not None:  # predicted from the arch alone: no model is built
+            return self._table.cost(arch)
         torch.manual_seed(0)
         model = for_deployment(HybridStudent(arch).eval())
         inputs = example_inputs(self.shape, arch.embedding.vocab_size, "cpu")
