@@ -14,7 +14,7 @@ kernels on CPU, so those rows carry no counted cross-check (`uncounted`).
 from __future__ import annotations
 
 from hybridsearch.errors import UserError
-from hybridsearch.measure.components import Component, ComponentMap, register_mapper
+from hybridsearch.measure.components import Component, ComponentMap, _join, register_mapper
 from hybridsearch.measure.flops import ACTIVATION_FLOPS, LAYERNORM_FLOPS, SOFTMAX_FLOPS, Flops
 
 STUDENT_COMPONENTS = [
@@ -40,10 +40,6 @@ def _find_student(model):
         if cls.__name__ == "HybridStudent" and cls.__module__.startswith("hybridsearch.students"):
             return prefix, module
     return None, None
-
-
-def _join(*parts: str) -> str:
-    return ".".join(p for p in parts if p)
 
 
 @register_mapper("hybrid-student")
