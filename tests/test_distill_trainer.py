@@ -8,7 +8,7 @@ import torch
 
 from hybridsearch.distill import TrialPruned
 from hybridsearch.distill.recipe import DistillRecipe
-from hybridsearch.distill.trainer import distill, predict
+from hybridsearch.distill.trainer import _epoch_batches, distill, predict
 from tests.conftest import TINY_WORDS
 from tests.distill_helpers import tiny_bert
 
@@ -42,7 +42,7 @@ def test_trainer_lowers_the_distillation_loss(tmp_path):
     teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
     before = _kl(student, train, t_train)
     recipe = DistillRecipe(losses=["kd_ol"], alpha=0.0, temperature=1.0, steps=60, lr=3e-3, batch_size=16,
-                           eval_every=20, warmup=0.1)
+                           eval_every=20, warmup=0.1, eval_at_start=False)
     seen = []
     res = distill(student, recipe, train, np.full(96, -100), t_train, dev, y_dev, "accuracy",
                   report=lambda step, dev_score: seen.append((step, dev_score)), progress=False)
@@ -56,7 +56,7 @@ def test_trainer_lowers_the_distillation_loss(tmp_path):
 def test_trainer_with_hidden_and_attention_losses(tmp_path):
     teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
     recipe = DistillRecipe(losses=["kd_ol", "kd_eo", "kd_am", "emb"], steps=6, lr=1e-3, batch_size=16,
-                           eval_every=3, layer_map="uniform")
+                           eval_every=3, layer_map="uniform", eval_at_start=False)
     before = {k: v.clone() for k, v in student.state_dict().items()}
     res = distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", teacher_model=teacher,
                   progress=False)
@@ -84,3 +84,33 @@ def test_report_can_prune(tmp_path):
     recipe = DistillRecipe(steps=10, batch_size=16, eval_every=2)
     with pytest.raises(TrialPruned, match="pruned at 2"):
         distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", report=report, progress=False)
+
+
+def test_dev_picks_the_initial_weights_when_training_does_not_beat_them(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    start_preds = predict(student, dev).argmax(-1)  # dev labels the untrained student already gets right
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    recipe = DistillRecipe(steps=10, lr=1e-2, batch_size=16, eval_every=5)
+    res = distill(student, recipe, train, y_train, t_train, dev, start_preds, "accuracy", progress=False)
+    assert res.history[0]["step"] == 0 and res.history[0]["dev"] == 1.0
+    assert res.best_step == 0 and res.steps_done == 10
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
+
+
+def test_epoch_batches_are_disjoint_full_and_grouped_by_length():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 40, size=200)
+    mask = (torch.arange(40)[None, :] < torch.as_tensor(lengths)[:, None]).long()  # (200, 40)
+    enc = {"input_ids": mask.clone(), "attention_mask": mask}
+    recipe = DistillRecipe(batch_size=16)
+    grouped = _epoch_batches(enc, 200, recipe, np.random.default_rng(1))
+    plain = _epoch_batches(enc, 200, DistillRecipe(batch_size=16, group_by_length=False), np.random.default_rng(1))
+    for batches in (grouped, plain):
+        rows = torch.cat(batches)
+        assert len(batches) == 200 // 16 and all(len(b) == 16 for b in batches)
+        assert len(set(rows.tolist())) == len(rows)  # no row twice in an epoch
+
+    def padded(batches):  # tokens after trimming each batch to its longest row
+        return sum(int(lengths[b.numpy()].max()) * len(b) for b in batches)
+
+    assert padded(grouped) < 0.75 * padded(plain)

@@ -4,9 +4,15 @@
 matrices only), linear warm-up then linear decay to 0, gradient clipping, a seeded
 data order. The soft targets are the *cached* teacher logits; the teacher itself runs
 (per batch, no grad) only when a loss needs its hidden states or attention maps.
+Batches are drawn epoch by epoch in a seeded order; with `recipe.group_by_length`
+each batch holds rows of similar length (HF Trainer's group_by_length idea), so a
+batch is padded to its own longest row, not the task's: about half the tokens on mr.
 Every `eval_every` steps and at the end it scores dev and calls `report(step, dev)`;
-whatever `report` raises (a prune signal) propagates to the caller. The best-dev
-weights are restored at the end ("dev picks"). A NaN / inf loss stops the run
+whatever `report` raises (a prune signal) propagates to the caller. With
+`recipe.eval_at_start` dev is also scored before step 1 (recorded as step 0, not
+reported): a student that starts at the teacher's function (quantized, pruned) keeps
+its initial weights when training does not beat them. The best-dev weights are
+restored at the end ("dev picks"). A NaN / inf loss stops the run
 with `TrainResult.failure` set, never an exception.
 """
 
@@ -67,6 +73,25 @@ def predict(model, enc: dict, batch_size=128, device="cpu") -> np.ndarray:
         out.append(model(**_slice(enc, idx, device)).logits.float().cpu())
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def _epoch_batches(enc: dict, n: int, recipe: DistillRecipe, rng) -> list:
+    """One epoch of row-index batches (LongTensor each) in a seeded order, to be consumed with `pop()`.
+
+    Full batches only (a ragged last batch is dropped, as before); with `group_by_length`
+    the rows of each batch have similar lengths (`length_grouped_batches`).
+    """
+    bs = min(recipe.batch_size, n)
+    mask = enc.get("attention_mask")
+    if recipe.group_by_length and mask is not None:
+        from hybridsearch.teacher.finetune import length_grouped_batches
+
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        batches = [b for b in length_grouped_batches(mask[:n].sum(1), bs, gen) if len(b) == bs]
+    else:
+        order = torch.as_tensor(rng.permutation(n))
+        batches = [order[i:i + bs] for i in range(0, n - bs + 1, bs)]
+    return batches[::-1]  # pop() from the end yields them in order
 
 
 def _optimizer(params_student, params_loss, recipe: DistillRecipe):
@@ -161,7 +186,7 @@ def distill(
     best_state = None
     dev_labels = np.asarray(dev_labels)
 
-    def evaluate_dev(step: int, loss_value: float | None):
+    def evaluate_dev(step: int, loss_value: float | None, send: bool = True):
         nonlocal best_state
         preds = predict(student, dev_enc, device=device).argmax(-1)
         dev = float(score(metric, preds, dev_labels)[0])
@@ -169,19 +194,19 @@ def distill(
         if result.best_dev is None or dev > result.best_dev:
             result.best_dev, result.best_step = dev, step
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in student.state_dict().items()})
-        if report is not None:
+        if report is not None and send:
             report(step, dev)  # may raise a prune signal: let it through
 
-    order = rng.permutation(n)
-    cursor = 0
+    batches = _epoch_batches(train_enc, n, recipe, rng)
+    if recipe.eval_at_start:
+        evaluate_dev(0, None, send=False)
     bar = tqdm(total=recipe.steps, desc="distill", disable=not progress, leave=False, unit="step")
     running = None
     try:
         for step in range(1, recipe.steps + 1):
-            if cursor + recipe.batch_size > n:
-                order, cursor = rng.permutation(n), 0
-            idx = torch.as_tensor(order[cursor:cursor + recipe.batch_size])
-            cursor += recipe.batch_size
+            if not batches:
+                batches = _epoch_batches(train_enc, n, recipe, rng)
+            idx = batches.pop()
             batch = _slice(train_enc, idx, device)
             mask = batch.get("attention_mask")
             out = student(**batch, output_hidden_states=want_states, output_attentions=want_att)
@@ -214,7 +239,7 @@ def distill(
         bar.close()
         if restore_attn is not None and restore_attn != "eager":
             _set_attention(teacher_model, restore_attn)  # the teacher is timed later in its usual form
-    if result.failure is None and best_state is None:
+    if result.failure is None and result.steps_done and not any(h["step"] == result.steps_done for h in result.history):
         evaluate_dev(result.steps_done, None)
     if best_state is not None:
         student.load_state_dict(best_state)
