@@ -100,3 +100,14 @@ def test_shipped_spaces_freeze_to_valid_students(name):
         assert len(arch.layers) == space.resolve(sample)["depth"]
     if name == "survey_baselines":
         assert len(space.seeds) >= 5
+
+
+def test_hybrid_space_reaches_teacher_depth_with_a_fixed_transfer_subset():
+    from hybridsearch.search.freeze import FreezeBase
+
+    space = load_space("hybrid")
+    assert space.max_depth == 6  # depth 6: student layer i starts from teacher layer i, `skip` drops it
+    seed = next(s["sample"] for s in space.seeds if s["name"] == "six-layer-half-int8")
+    arch, recipe = space.freeze(seed, FreezeBase(vocab_size=1000, num_labels=2))
+    assert [layer.heads for layer in arch.layers] == [6] * 6 and arch.layers[0].act_bits == 8
+    assert recipe.transfer and recipe.transfer_limit == 4000 and recipe.steps == 150

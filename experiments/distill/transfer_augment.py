@@ -6,7 +6,7 @@ four data conditions with the same step budget and seed: train only, + transfer 
 Prints a markdown table (dev / test accuracy with standard errors, McNemar p vs the
 train-only student on test) and writes it to --out as JSON.
 
-    flock /tmp/hs-heavy.lock python experiments/distill/transfer_augment.py --steps 600
+    flock /tmp/hs-heavy.lock python experiments/distill/transfer_augment.py --steps 400 --transfer-limit 8000
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from pathlib import Path
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", default="mr")
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--lr", type=float, default=2e-4, help="2e-4: layer-dropped students learn slowly at 5e-5")
+    p.add_argument("--transfer-limit", type=int, default=8000, help="transfer sentences (0 = all ~48k)")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--augment", type=int, default=2, help="augmented copies per train sentence")
     p.add_argument("--seed", type=int, default=0)
@@ -48,13 +50,14 @@ def main() -> None:
     L = len(arch.layers)
     picks = [max(0, round((i + 1) * L / args.layers) - 1) for i in range(args.layers)]
     arch.layers = [replace(arch.layers[t], teacher_layer=t) for t in picks]
-    base = DistillRecipe(losses=["kd_ol"], alpha=0.5, temperature=2.0, steps=args.steps, lr=5e-5,
+    base = DistillRecipe(losses=["kd_ol"], alpha=0.5, temperature=2.0, steps=args.steps, lr=args.lr,
                          eval_every=max(1, args.steps // 4), seed=args.seed)
     conditions = {
         "train only": base,
-        "+ transfer": replace(base, transfer=True),
+        "+ transfer": replace(base, transfer=True, transfer_limit=args.transfer_limit),
         f"+ augment x{args.augment}": replace(base, augment=args.augment),
-        f"+ transfer + augment x{args.augment}": replace(base, transfer=True, augment=args.augment),
+        f"+ transfer + augment x{args.augment}": replace(base, transfer=True, transfer_limit=args.transfer_limit,
+                                                                     augment=args.augment),
     }
     test_labels = task.labels("test")
     results, ref_correct = {}, None
@@ -72,7 +75,7 @@ def main() -> None:
         }
         print(name, json.dumps(results[name]), flush=True)
     teacher_test = float(np.mean(ctx.teacher_preds("test") == test_labels))
-    out = {"task": args.task, "steps": args.steps, "student_layers": picks, "teacher_test": teacher_test,
+    out = {"task": args.task, "steps": args.steps, "lr": args.lr, "transfer_limit": args.transfer_limit, "student_layers": picks, "teacher_test": teacher_test,
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
