@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +79,19 @@ def test_transfer_and_augmentation_rows(tmp_path):
     texts, pairs, src = augment_texts(aug, ["the movie was very good"], 5, seed=1)
     assert pairs is None and src == [0] * len(texts) and len(texts) >= 1
     assert all(t in "the movie was very good" and t != "the movie was very good" for t in texts)  # n-grams
+
+
+def test_teacher_labels_are_cached_in_the_default_cache_too(tmp_path, monkeypatch):
+    """cache_dir=None means $HYBRIDSEARCH_CACHE (the conftest's temporary cache), not "no cache":
+    search trials run in fresh worker processes and must not relabel the transfer set each time."""
+    import os
+
+    from hybridsearch.distill import transfer
+
+    ctx = tiny_context(tmp_path)
+    first = transfer.teacher_label(ctx.teacher, ["a good film", "a bad film"], max_length=16, cache_dir=None)
+    cached = list((Path(os.environ["HYBRIDSEARCH_CACHE"]) / "transfer-logits").glob("*.npy"))
+    assert len(cached) == 1
+    monkeypatch.setattr(ctx.teacher, "model", None)  # a second call must not touch the teacher
+    again = transfer.teacher_label(ctx.teacher, ["a good film", "a bad film"], max_length=16, cache_dir=None)
+    assert np.array_equal(first, again)

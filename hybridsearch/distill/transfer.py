@@ -17,9 +17,9 @@ Rows without a hard label carry `IGNORE` (-100) as label: they feed only the sof
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -51,18 +51,17 @@ def _digest(*parts) -> str:
 
 
 def teacher_label(teacher, texts, text_pairs=None, max_length=64, cache_dir=None, batch_size=64, device="cpu"):
-    """Teacher logits (N, C) float32 for `texts`, cached under `cache_dir/transfer-logits/`."""
+    """Teacher logits (N, C) float32 for `texts`, cached under `<cache>/transfer-logits/` (keyed by teacher and texts)."""
     import torch
     from tqdm.auto import tqdm
 
+    from hybridsearch import paths
     from hybridsearch.teacher import encode
 
-    path = None
-    if cache_dir is not None:
-        key = _digest(getattr(teacher, "fingerprint", None), max_length, list(texts), list(text_pairs or []))
-        path = Path(cache_dir) / "transfer-logits" / f"{key}.npy"
-        if path.exists():
-            return np.load(path)
+    key = _digest(getattr(teacher, "fingerprint", None), max_length, list(texts), list(text_pairs or []))
+    path = paths.cache_dir(cache_dir) / "transfer-logits" / f"{key}.npy"  # None -> $HYBRIDSEARCH_CACHE or default
+    if path.exists():
+        return np.load(path)
     model = teacher.model.eval()
     model.to(device)
     out = []
@@ -74,11 +73,10 @@ def teacher_label(teacher, texts, text_pairs=None, max_length=64, cache_dir=None
             out.append(model(**enc).logits.float().cpu().numpy())  # (b, C)
     logits = np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
     logits = logits.astype(np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, logits)
-        tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # concurrent workers: each writes its own, then renames
+    np.save(tmp, logits)
+    tmp.replace(path)
     return logits
 
 
