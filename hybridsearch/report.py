@@ -90,6 +90,11 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
         for b in base:
             ax.annotate(b["method"], (b["speedup"], b["score"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}x")  # 2x, 3x, ... instead of 2 x 10^0
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("speed-up vs teacher (same run, log)")
     ax.set_ylabel("score (test if measured, else dev)")
     ax.legend(fontsize=8)
