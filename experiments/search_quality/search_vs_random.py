@@ -64,8 +64,8 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     samplers = args.samplers.split(",")
     rows = []
-    for sampler in samplers:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed-major: an interrupted run still has paired samplers
+        for sampler in samplers:
             run_dir = args.out / f"{sampler}-s{seed}"
             if not args.report_only:
                 cmd = ["hybridsearch", "search", "--sampler", sampler, "--seed", str(seed), "--no-seeds",
