@@ -227,8 +227,10 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def write_table(rows: list[dict], out_dir, title: str = "") -> None:
-    """`table.csv` (all columns), `table.md` (Table-2 columns) and `pareto.png` into `out_dir`."""
+def write_table(rows: list[dict], out_dir, title: str = "", teacher: str | None = None) -> None:
+    """`table.csv` (all columns), `table.md` (Table-2 columns) and `pareto.png` into `out_dir`.
+
+    `title` heads both the markdown and the plot; `teacher` (a path) is named in the markdown only."""
     import csv
     from pathlib import Path
 
@@ -243,11 +245,12 @@ def write_table(rows: list[dict], out_dir, title: str = "") -> None:
              "size_drop_per_score_drop", "latency_ms", "status")
     head = ["method", "family", "size %", "speed-up", f"{rows[0].get('metric') or 'score'} (test)", "± se",
             "p vs teacher", "ΔMS/ΔA", "latency ms", "status"]
-    lines = [f"# {title}\n" if title else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    heading = f"{title} (teacher {teacher})" if title and teacher else title
+    lines = [f"# {heading}\n" if heading else "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k)).replace("|", "/") for k in shown) + " |")
     (out / "table.md").write_text("\n".join(x for x in lines if x) + "\n")
-    pareto_plot(rows, out / "pareto.png", title.split(" (teacher ")[0])  # the path stays in table.md
+    pareto_plot(rows, out / "pareto.png", title)
 
 
 def pareto_plot(rows: list[dict], path, title: str = "") -> None:
@@ -319,6 +322,7 @@ def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool 
     t_size = t_metrics.size_bytes
     rows = [table_row("teacher", "—", t_metrics, t_size, t_metrics.test_score)]
     log(f"teacher: test {rows[0]['score']}%, {rows[0]['latency_ms']} ms, {rows[0]['size_mb']} MB")
+    title = f"Survey baselines on {task.spec.name}"
     for name in methods or METHODS:
         b = specs[name]
         if b.not_applicable:
@@ -346,6 +350,6 @@ def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool 
         rows.append(row)
         log(f"{name}: {row['status']}, test {row['score']}%, speed-up {row['speedup']}, size {row['size_pct']}% "
             f"({m.extra['wall_s']}s)")
-        write_table(rows, out, f"Survey baselines on {task.spec.name} (teacher {teacher.path})")
-    write_table(rows, out, f"Survey baselines on {task.spec.name} (teacher {teacher.path})")
+        write_table(rows, out, title, teacher=str(teacher.path))
+    write_table(rows, out, title, teacher=str(teacher.path))
     return rows

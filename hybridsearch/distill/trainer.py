@@ -239,7 +239,7 @@ def distill(
         bar.close()
         if restore_attn is not None and restore_attn != "eager":
             _set_attention(teacher_model, restore_attn)  # the teacher is timed later in its usual form
-    if result.failure is None and result.steps_done and not any(h["step"] == result.steps_done for h in result.history):
+    if result.failure is None and best_state is None:
         evaluate_dev(result.steps_done, None)
     if best_state is not None:
         student.load_state_dict(best_state)
