@@ -52,3 +52,25 @@ def test_missing_device_is_a_user_error():
         resolve_device("tpu")
     with pytest.raises(UserError, match="no CUDA GPU"):
         measure_latency({"m": _MLP(8, 1)}, device="cuda:0", repeats=1)
+
+
+def test_other_dtype_times_cast_copies_and_leaves_models_alone():
+    from hybridsearch.measure.latency import int8_kernels
+
+    model = _MLP(16, 2)
+    stats = measure_latency({"m": model}, shape=(1, 8), threads=1, repeats=2, warmup=1, dtype="bf16")
+    assert stats["m"].n == 2
+    assert next(model.parameters()).dtype == torch.float32  # the caller's model was not cast
+    assert int8_kernels("cpu", "float32") and not int8_kernels("cpu", "bfloat16")
+    assert not int8_kernels("cuda", "float32")
+    with pytest.raises(UserError, match="unknown latency dtype"):
+        measure_latency({"m": model}, repeats=1, dtype="int4")
+
+
+def test_cli_gpu_dtypes_need_a_gpu():
+    from hybridsearch.measure.latency import cli_latency_dtype
+
+    assert cli_latency_dtype("cpu", "fp32") == "float32"
+    assert cli_latency_dtype("cuda:0", "fp16") == "float16"
+    with pytest.raises(UserError, match="add --device cuda"):
+        cli_latency_dtype("cpu", "bf16")

@@ -234,3 +234,17 @@ def test_search_precheck_uses_the_latency_model_instead_of_timing(monkeypatch):
     assert cost == table.cost(arch) and cost["latency_source"] == "predicted"
     state = objective.__getstate__()  # what worker processes and run.json get: the setting, not the table
     assert state["latency_table"] == "table.json" and "_table" not in state
+
+
+def test_calibrate_at_another_dtype_records_it_and_casts_the_probes(tiny_bert):
+    """bfloat16 on CPU stands in for a GPU's float16 / bfloat16: probes (buffers included) are cast,
+    int8 layers run dequantized, and the table's fingerprint names the dtype."""
+    import torch
+
+    model = tiny_bert[0]
+    table = latency_calib.calibrate(model, tiny_space(), shape=(1, 8), threads=1, repeats=2, warmup=1,
+                                    n_students=3, progress=False, log=lambda *_: None, dtype="bf16")
+    assert table.fingerprint["dtype"] == "bfloat16"
+    assert next(model.parameters()).dtype == torch.float32
+    result = latency_calib.check(table, model, tiny_space(), n=2, repeats=2, warmup=1, progress=False)
+    assert result["n"] == 2

@@ -123,7 +123,7 @@ def test_time_goes_to_the_component_that_spends_it(monkeypatch):
             self.act = act
 
         def forward(self, x):
-            time.sleep(0.004)
+            time.sleep(0.010)
             return self.act(x)
 
     model = model_from_config(_tiny_config())
@@ -132,17 +132,17 @@ def test_time_goes_to_the_component_that_spends_it(monkeypatch):
     real_softmax = torch.nn.functional.softmax
 
     def slow_softmax(*a, **k):
-        time.sleep(0.012)
+        time.sleep(0.025)
         return real_softmax(*a, **k)
 
     monkeypatch.setattr(torch.nn.functional, "softmax", slow_softmax)
     prof = _profile(model)
     ms = {c.name: c.time_ms for c in prof.components}
-    assert ms["ffn"] >= 2 * 4.0
-    assert ms["attn_core"] >= 2 * 12.0
+    assert ms["ffn"] >= 2 * 10.0
+    assert ms["attn_core"] >= 2 * 25.0
     assert ms["ffn"] < ms["attn_core"]  # sleeps overshoot on a busy machine; the order holds
     for other in ("embeddings", "attn_qkv", "attn_out", "norm_residual", "head"):
-        assert ms[other] < 4.0, other
+        assert ms[other] < 10.0, other  # real work of a tiny model: well under a ms on a quiet machine
     fwd = prof.forward_ms
     assert fwd["plain_median"] >= 32.0
     assert abs(fwd["sum_of_component_medians"] - fwd["hooked_median"]) < 0.2 * fwd["hooked_median"]

@@ -240,3 +240,16 @@ def test_a_killed_search_leaves_no_worker_behind(tmp_path):
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     pytest.fail("the worker outlived the killed search")
+
+
+def test_timeout_before_the_teacher_is_timed_is_a_one_line_error(monkeypatch):
+    from hybridsearch.search import worker
+
+    class WithReference(ToyObjective):
+        def reference(self):
+            return {"score": 1.0}
+
+    monkeypatch.setattr(worker.TrialRunner, "run",
+                        lambda self, kind, sample: worker.CallResult("error", reason=worker.INTERRUPTED))
+    with pytest.raises(UserError, match="--timeout 5s ran out .* before any trial"):
+        run_search(toy_space(), WithReference(), None, SearchSettings(trials=3, timeout=5, isolation="inline"))

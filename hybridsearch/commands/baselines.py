@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", default="default", help="backbone for the fine-tuned teacher (default: default)")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per example (default: 64)")
     parser.add_argument("--shape", default="1x64", help="latency input shape BATCHxSEQ (default: 1x64)")
+    parser.add_argument("--dtype", default="float32", help="latency compute dtype: float32 (default), or float16 / "
+                        "bfloat16 with --device cuda (teacher and students alike; int8 layers run dequantized)")
     parser.add_argument("--threads", type=int, default=None, help="threads for latency (default: all cores)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per model (default: 30)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
@@ -43,7 +45,7 @@ def run(args) -> int:
     from hybridsearch.baselines import run_baselines, select_methods
     from hybridsearch.distill.evaluate import EvalContext
     from hybridsearch.errors import UserError
-    from hybridsearch.measure.latency import parse_shape, resolve_device
+    from hybridsearch.measure.latency import cli_latency_dtype, parse_shape, resolve_device
 
     start = time.perf_counter()
     methods = select_methods(args.methods)
@@ -51,13 +53,14 @@ def run(args) -> int:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     shape = parse_shape(args.shape)
     resolve_device(args.device)
+    dtype = cli_latency_dtype(args.device, args.dtype)
     from hybridsearch.teacher import ensure_teacher, load_teacher, teacher_logits
 
     task = task_from_args(args)
     teacher = load_teacher(args.teacher) if args.teacher else ensure_teacher(
-        task, backbone=args.backbone, cache_dir=args.cache_dir)
-    logits = teacher_logits(teacher, task, max_length=args.max_length, cache_dir=args.cache_dir)
-    context = EvalContext(task=task, teacher=teacher, logits=logits, device=args.device, shape=shape,
+        task, backbone=args.backbone, cache_dir=args.cache_dir, device=args.device)
+    logits = teacher_logits(teacher, task, max_length=args.max_length, cache_dir=args.cache_dir, device=args.device)
+    context = EvalContext(task=task, teacher=teacher, logits=logits, device=args.device, shape=shape, dtype=dtype,
                           threads=args.threads, repeats=args.repeats, cache_dir=args.cache_dir)
     rows = run_baselines(context, args.out, methods, steps=args.steps, fresh=args.fresh)
     _print_table(rows)

@@ -27,6 +27,9 @@ def _common(p) -> None:
     p.add_argument("--shape", default="1,64", help="input shape BATCH,SEQ (default 1,64)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores available)")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--dtype", default="float32", help="compute dtype of every timed model, the teacher included: "
+                   "float32 (default), or float16 / bfloat16 with --device cuda (int8 layers then run "
+                   "dequantized: torch has no eager int8 GPU kernels)")
     p.add_argument("--repeats", type=int, default=20, help="timed calls per model and group (default 20)")
     p.add_argument("--warmup", type=int, default=3, help="untimed warm-up calls per group (default 3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -53,11 +56,12 @@ def add_arguments(parser) -> None:
 
 
 def _setup(args):
-    from hybridsearch.measure.latency import parse_shape, resolve_device
+    from hybridsearch.measure.latency import cli_latency_dtype, parse_shape, resolve_device
     from hybridsearch.search.space import load_space
     from hybridsearch.teacher.load import load_teacher
 
     resolve_device(args.device)
+    args.dtype = cli_latency_dtype(args.device, args.dtype)
     shape = parse_shape(args.shape)
     if args.threads is not None and args.threads <= 0:
         raise UserError(f"--threads must be positive, got {args.threads}")
@@ -82,7 +86,7 @@ def _calibrate(args) -> int:
         raise UserError("--students must be >= 0")
     table, path, built = get_table(teacher, space, shape, args.threads, args.device, cache_dir=args.cache_dir,
                                    rebuild=args.force, repeats=args.repeats, warmup=args.warmup,
-                                   n_students=args.students, progress=not args.no_progress)
+                                   n_students=args.students, progress=not args.no_progress, dtype=args.dtype)
     print(("built " if built else "reused cached ") + f"latency table {path}")
     _summary(table)
     if args.out:
@@ -93,6 +97,7 @@ def _calibrate(args) -> int:
 def _summary(table) -> None:
     fp = table.fingerprint
     print(f"device {fp['device']}, {fp['threads']} threads, shape {fp['shape'][0]}x{fp['shape'][1]}, "
+          f"dtype {fp.get('dtype', 'float32')}, "
           f"torch {fp['torch']}, transformers {fp['transformers']}")
     from hybridsearch.measure.latency_calib import format_correction
 
@@ -108,11 +113,13 @@ def _check(args) -> int:
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
     if args.latency_table:
-        table = load_explicit(args.latency_table, current_fingerprint(teacher.config, shape, args.threads, args.device))
+        table = load_explicit(args.latency_table,
+                              current_fingerprint(teacher.config, shape, args.threads, args.device, args.dtype))
         print(f"using latency table {args.latency_table}")
     else:
         table, path, built = get_table(teacher, space, shape, args.threads, args.device, cache_dir=args.cache_dir,
-                                       repeats=args.repeats, warmup=args.warmup, progress=not args.no_progress)
+                                       repeats=args.repeats, warmup=args.warmup, progress=not args.no_progress,
+                                       dtype=args.dtype)
         print(("built " if built else "using cached ") + f"latency table {path}")
     _summary(table)
     result = check(table, teacher, space, n=args.n, repeats=args.repeats, warmup=args.warmup, device=args.device,

@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default: 0,1,2)")
     parser.add_argument("--no-transfer", action="store_true", help="train without the transfer set")
     parser.add_argument("--shape", default="1x64", help="latency input shape BATCHxSEQ (default: 1x64)")
+    parser.add_argument("--dtype", default="float32", help="latency compute dtype: float32 (default), or float16 / "
+                        "bfloat16 with --device cuda (teacher and students alike; int8 layers run dequantized)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per model (default: 30)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     parser.add_argument("--to", default=None, metavar="DIR", help="export dir of the best seed (default: SOURCE-retrained)")
@@ -55,7 +57,7 @@ def load_source(source: str):
 def run(args) -> int:
     from hybridsearch.distill.evaluate import EvalContext, evaluate, teacher_metrics
     from hybridsearch.errors import UserError
-    from hybridsearch.measure.latency import parse_shape, resolve_device
+    from hybridsearch.measure.latency import cli_latency_dtype, parse_shape, resolve_device
     from hybridsearch.students.export import save_student
     from hybridsearch.teacher import ensure_teacher, load_teacher, teacher_logits
 
@@ -69,14 +71,15 @@ def run(args) -> int:
     arch, recipe = load_source(args.source)
     shape = parse_shape(args.shape)
     resolve_device(args.device)
+    dtype = cli_latency_dtype(args.device, args.dtype)
     task = task_from_args(args)
     if arch.num_labels != task.spec.num_labels:
         raise UserError(f"the student has {arch.num_labels} labels, task {task.spec.name} has "
                         f"{task.spec.num_labels}; retrain on the task it was searched for")
     teacher = load_teacher(args.teacher) if args.teacher else ensure_teacher(
-        task, backbone=args.backbone, cache_dir=args.cache_dir)
-    logits = teacher_logits(teacher, task, max_length=recipe.max_length, cache_dir=args.cache_dir)
-    ctx = EvalContext(task=task, teacher=teacher, logits=logits, device=args.device, shape=shape,
+        task, backbone=args.backbone, cache_dir=args.cache_dir, device=args.device)
+    logits = teacher_logits(teacher, task, max_length=recipe.max_length, cache_dir=args.cache_dir, device=args.device)
+    ctx = EvalContext(task=task, teacher=teacher, logits=logits, device=args.device, shape=shape, dtype=dtype,
                       repeats=args.repeats, cache_dir=args.cache_dir)
     recipe.steps = args.steps
     recipe.eval_every = max(1, args.steps // 10)

@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default: cpu)")
     parser.add_argument("--shape", default="1x64", help="latency input shape BATCHxSEQ (default: 1x64)")
+    parser.add_argument("--dtype", default="float32", help="latency compute dtype: float32 (default), or float16 / "
+                        "bfloat16 with --device cuda (teacher and students alike; int8 layers run dequantized)")
     parser.add_argument("--threads", type=int, default=None, help="threads for latency (default: all cores)")
     parser.add_argument("--repeats", type=int, default=30, help="timed calls per model (default: 30)")
     parser.add_argument("--max-latency-ms", type=float, default=None, help="latency budget (a constraint)")
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     from hybridsearch.errors import UserError
-    from hybridsearch.measure.latency import parse_shape, resolve_device
+    from hybridsearch.measure.latency import cli_latency_dtype, parse_shape, resolve_device
     from hybridsearch.search.backends import backend_options, check_backend, run_backend
     from hybridsearch.search.distill_objective import DistillObjective
     from hybridsearch.search.optuna_backend import SearchSettings
@@ -72,6 +74,7 @@ def run(args) -> int:
     space = load_space(args.space)
     shape = parse_shape(args.shape)
     resolve_device(args.device)
+    dtype = cli_latency_dtype(args.device, args.dtype)
     if args.steps is not None and args.steps <= 0:
         raise UserError(f"--steps must be >= 1, got {args.steps}")
     settings = SearchSettings(
@@ -84,7 +87,7 @@ def run(args) -> int:
 
     task = task_from_args(args)
     teacher = load_teacher(args.teacher) if args.teacher else ensure_teacher(
-        task, backbone=args.backbone, cache_dir=args.cache_dir)
+        task, backbone=args.backbone, cache_dir=args.cache_dir, device=args.device)
     task_id = f"{task.spec.name}:{task.fingerprint[:12]}"
     identity = {"task": task_id, "teacher_fingerprint": teacher.fingerprint, "space_hash": space.hash}
     out = args.out or default_run_dir(task.spec.name, teacher.fingerprint, space.hash)
@@ -96,10 +99,10 @@ def run(args) -> int:
     objective = DistillObjective(
         str(space.path), task_args, str(teacher.path), cache_dir=args.cache_dir, device=args.device, shape=shape,
         threads=args.threads, repeats=args.repeats, steps=args.steps, weights_dir=str(run.path / "weights"),
-        latency_table=args.latency_table)
+        latency_table=args.latency_table, dtype=dtype)
     update_run(run, objective=objective.__getstate__())
     metadata = {**identity, "space": space.name, "task_source": args.task, "teacher_path": str(teacher.path),
-                "sampler_seed": args.seed, "shape": list(shape), "device": args.device, **environment_info()}
+                "sampler_seed": args.seed, "shape": list(shape), "device": args.device, "dtype": dtype, **environment_info()}
     _step(f"2/5 search: {settings.trials} trials ({args.backend}, {settings.sampler}, objective {settings.objective})")
     del teacher  # the worker loads its own copy
     study = run_backend(args.backend, space, objective, run.storage, settings, run.path, study_name=run.study_name,

@@ -36,6 +36,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, default=d.max_length,
                         help=f"tokens per example, padded/truncated (default: {d.max_length})")
     parser.add_argument("--seed", type=int, default=d.seed, help=f"training seed (default: {d.seed})")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where fine-tuning and the teacher's "
+                        "outputs run (default: cpu; the saved teacher is the same either way)")
     parser.add_argument("--cache-dir", default=argparse.SUPPRESS, help="cache directory (as for the parent command)")
 
 
@@ -56,9 +58,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from hybridsearch.measure.latency import resolve_device
     from hybridsearch.teacher import ensure_teacher, load_teacher, teacher_logits
 
     start = time.perf_counter()
+    resolve_device(args.device)
     task = task_from_args(args)
     hp = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
           "seed": args.seed}
@@ -66,8 +70,8 @@ def run(args) -> int:
         teacher = load_teacher(args.teacher)
     else:
         teacher = ensure_teacher(task, backbone=args.backbone, cache_dir=args.cache_dir,
-                                 force=getattr(args, "force", False), **hp)
-    logits = teacher_logits(teacher, task, max_length=args.max_length, cache_dir=args.cache_dir)
+                                 force=getattr(args, "force", False), device=args.device, **hp)
+    logits = teacher_logits(teacher, task, max_length=args.max_length, cache_dir=args.cache_dir, device=args.device)
     report(task, teacher, logits, splits=("dev", "test") if args.teacher_command == "finetune" else None)
     print(f"teacher: {teacher.path} (fingerprint {teacher.fingerprint[:16]})")
     print(f"wall time: {time.perf_counter() - start:.1f}s")

@@ -64,7 +64,7 @@ class EvalContext:
 
     teacher: a `hybridsearch.teacher.Teacher` (model, tokenizer, fingerprint, path).
     logits: {"train", "dev", "test"} -> np (N, C) teacher logits (`teacher_logits(...)`).
-    shape / threads / repeats / warmup: the latency protocol (`measure.latency`).
+    shape / threads / repeats / warmup / dtype: the latency protocol (`measure.latency`).
     """
 
     task: Any
@@ -75,6 +75,7 @@ class EvalContext:
     threads: int | None = None
     repeats: int = 30
     warmup: int = 5
+    dtype: str = "float32"  # compute dtype of latency (float16 / bfloat16 for GPUs)
     cache_dir: Any = None
     run_test: bool = True
     progress: bool = True
@@ -104,7 +105,8 @@ class EvalContext:
                 enc = self.encoded("train", recipe.max_length)
                 self._memo[key] = (enc, self.task.labels("train"), self.logits["train"], {"train": len(enc["input_ids"])})
             else:
-                data = build_distill_data(self.task, self.teacher, self.logits["train"], recipe, self.cache_dir)
+                data = build_distill_data(self.task, self.teacher, self.logits["train"], recipe, self.cache_dir,
+                                          device=self.device)
                 enc = encode_rows(self.teacher.tokenizer, data.texts, data.text_pairs, recipe.max_length)
                 self._memo[key] = (enc, data.labels, data.logits, data.sources)
         return self._memo[key]
@@ -219,15 +221,16 @@ def _importance_batch(context: EvalContext, recipe: DistillRecipe, n: int = 64) 
 
 
 def _time_against_teacher(m: Metrics, student, context: EvalContext) -> None:
-    from hybridsearch.measure.latency import example_inputs, measure_latency
+    from hybridsearch.measure.latency import example_inputs, int8_kernels, measure_latency
     from hybridsearch.students.deploy import for_deployment
 
-    deployed = for_deployment(student)
+    deployed = for_deployment(student, int8=int8_kernels(context.device, context.dtype))
     teacher = context.teacher.model.eval()
     inputs = example_inputs(context.shape, teacher.config.vocab_size, "cpu")
     t0 = time.perf_counter()
     stats = measure_latency({"teacher": teacher, "student": deployed}, shape=context.shape, device=context.device,
-                            threads=context.threads, repeats=context.repeats, warmup=context.warmup, inputs=inputs)
+                            threads=context.threads, repeats=context.repeats, warmup=context.warmup, inputs=inputs,
+                            dtype=context.dtype)
     s, t = stats["student"], stats["teacher"]
     m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = s.median_ms, s.p10_ms, s.p90_ms
     m.teacher_latency_ms = t.median_ms
@@ -254,7 +257,7 @@ def teacher_metrics(context: EvalContext, test: bool = True) -> Metrics:
     if context.measure_speed:
         stats = measure_latency({"teacher": context.teacher.model.eval()}, shape=context.shape,
                                 device=context.device, threads=context.threads, repeats=context.repeats,
-                                warmup=context.warmup)["teacher"]
+                                warmup=context.warmup, dtype=context.dtype)["teacher"]
         m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = stats.median_ms, stats.p10_ms, stats.p90_ms
         m.teacher_latency_ms, m.speedup = stats.median_ms, 1.0
     return m

@@ -7,9 +7,13 @@
   every model once, in a rotating order, so slow drifts of a shared machine hit all
   models alike and the ratios survive (back-to-back runs here drift 10-20%);
 - median and p10 / p90 spread per model; on CUDA each call is timed with CUDA events
-  after a synchronize.
+  after a synchronize;
+- a compute dtype (float32 default; float16 / bfloat16 for GPUs): every model, the
+  teacher included, runs at that dtype. int8 kernels exist only for float32 on CPU
+  (`int8_kernels`); elsewhere int8 layers run dequantized (no int8 speed-up claimed).
 
-`measure_latency` moves models that are not on `device` there (in place).
+`measure_latency` moves float32 models that are not on `device` there (in place); at
+another dtype it times cast copies, so the caller's models are left as they were.
 """
 
 from __future__ import annotations
@@ -83,6 +87,30 @@ def resolve_device(device: str | None = "cpu"):
     return dev
 
 
+def resolve_latency_dtype(name: str | None = "float32") -> str:
+    """'float32' | 'float16' | 'bfloat16' (aliases fp32 / fp16 / half / bf16); `UserError` otherwise."""
+    from hybridsearch.measure.profiler import DTYPES
+
+    key = DTYPES.get(str(name or "float32").lower())
+    if key is None:
+        raise UserError(f"unknown latency dtype {name!r}; use float32, float16 or bfloat16")
+    return key
+
+
+def cli_latency_dtype(device: str | None, dtype: str | None) -> str:
+    """A command line's --dtype, checked against its --device: float16 / bfloat16 are GPU dtypes."""
+    key = resolve_latency_dtype(dtype)
+    if key != "float32" and not str(device or "cpu").startswith("cuda"):
+        raise UserError(f"--dtype {dtype} times models on a GPU; add --device cuda, or use --dtype float32 on CPU")
+    return key
+
+
+def int8_kernels(device: str | None = "cpu", dtype: str | None = "float32") -> bool:
+    """Whether int8 layers run torch's int8 kernels here: only on CPU at float32 (eager dynamic
+    quantization has no CUDA kernels and takes float32 activations)."""
+    return str(device or "cpu").startswith("cpu") and resolve_latency_dtype(dtype) == "float32"
+
+
 def example_inputs(shape=DEFAULT_SHAPE, vocab_size: int = 1000, device="cpu", seed: int = 0) -> dict:
     """Random token ids of `shape`, [CLS]-free but full length: attention mask all ones."""
     import torch
@@ -120,11 +148,15 @@ def measure_latency(
     warmup: int = 5,
     inputs: dict | None = None,
     vocab_size: int | None = None,
+    dtype: str | None = "float32",
 ) -> dict[str, LatencyStats]:
     """Time `models` (name -> nn.Module) interleaved, call by call; -> {name: LatencyStats}.
 
     `inputs` (dict of tensors passed as keyword arguments) defaults to random ids of `shape`.
+    `dtype` != float32 times cast copies (build int8 students with `int8_kernels(...)` false).
     """
+    import copy
+
     import torch
 
     if not models:
@@ -139,6 +171,9 @@ def measure_latency(
         inputs = example_inputs(shape, vocab_size or _vocab_size(models), dev)
     else:
         inputs = {k: v.to(dev) for k, v in inputs.items()}
+    dtype = resolve_latency_dtype(dtype)
+    if dtype != "float32":
+        models = {n: copy.deepcopy(m).to(device=dev, dtype=getattr(torch, dtype)) for n, m in models.items()}
     for model in models.values():
         model.eval()
         if dev.type != "cpu":

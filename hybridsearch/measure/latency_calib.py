@@ -102,7 +102,7 @@ def space_parts(space, base) -> dict[str, tuple]:
 
 
 # ---- probes: one part as deployed, timed on its own -----------------------------------------
-def _layer_probe(arch, shape):
+def _layer_probe(arch, shape, int8: bool = True):
     import torch
     from torch import nn
 
@@ -111,17 +111,18 @@ def _layer_probe(arch, shape):
     from hybridsearch.students.model import HybridStudent
 
     B, T = shape
-    block = for_deployment(HybridStudent(arch)).layers["0"]
+    block = for_deployment(HybridStudent(arch), int8=int8).layers["0"]
     x = torch.randn(B, T, arch.hidden, generator=torch.Generator().manual_seed(0))  # (B, T, H_in)
 
     class LayerProbe(nn.Module):
         def __init__(self):
             super().__init__()
             self.block = block
+            self.register_buffer("x", x)  # a buffer: moved and cast with the probe
 
         def forward(self, input_ids, attention_mask, token_type_ids=None, **_):
             ctx = BlockContext(mask=attention_mask.bool(), token_type_ids=token_type_ids)
-            return self.block(x, ctx)[0]  # (B, T, H)
+            return self.block(self.x, ctx)[0]  # (B, T, H)
 
     return LayerProbe().eval()
 
@@ -143,29 +144,37 @@ def _base_probe(arch, shape):
         def __init__(self):
             super().__init__()
             self.s = student
+            self.register_buffer("last", last)  # a buffer: moved and cast with the probe
 
         def forward(self, input_ids, attention_mask, token_type_ids, **_):
             s = self.s
             mask = attention_mask.bool()  # (B, T)
             BlockContext(mask=mask, token_type_ids=token_type_ids)
             h = s.embeddings(input_ids, token_type_ids)  # (B, T, H0)
-            top = h if h.shape[-1] == last.shape[-1] else last  # (B, T, H_out)
+            top = h if h.shape[-1] == self.last.shape[-1] else self.last  # (B, T, H_out)
             return s.classifier(s.drop(torch.tanh(s.pooler(s.pool(top, mask))))), h  # (B, C)
 
     return BaseProbe().eval()
 
 
-def _deployed_student(arch):
+def _deployed_student(arch, int8: bool = True):
     from hybridsearch.students.deploy import for_deployment
     from hybridsearch.students.model import HybridStudent
 
-    return for_deployment(HybridStudent(arch))
+    return for_deployment(HybridStudent(arch), int8=int8)
 
 
 # ---- timing in groups, always with the teacher ------------------------------------------------
 @dataclass
 class Timing:
-    settings: dict  # shape, device, threads, repeats, warmup
+    settings: dict  # device, threads, repeats, warmup, dtype
+
+    @property
+    def int8(self) -> bool:
+        """Whether deployed probes get int8 kernels (CPU at float32 only)."""
+        from hybridsearch.measure.latency import int8_kernels
+
+        return int8_kernels(self.settings.get("device"), self.settings.get("dtype"))
 
     def ratios(self, teacher, models: dict, inputs) -> tuple[dict[str, float], float]:
         """{name: median / teacher median} for models timed interleaved with the teacher; teacher ms."""
@@ -261,13 +270,14 @@ def format_correction(correction: dict) -> str:
 
 def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats: int = 20, warmup: int = 3,
               n_students: int = 30, group: int = 8, student_group: int = 5, progress: bool = True,
-              log=print) -> LatencyTable:
-    """Measure the table for `teacher` (a transformers classifier) and `space` here, now."""
-    from hybridsearch.measure.latency import example_inputs, parse_shape
+              log=print, dtype: str = "float32") -> LatencyTable:
+    """Measure the table for `teacher` (a transformers classifier) and `space` here, now, at `dtype`."""
+    from hybridsearch.measure.latency import example_inputs, parse_shape, resolve_latency_dtype
 
     shape = parse_shape(shape)
-    fp = current_fingerprint(teacher.config, shape, threads, device)
-    timing = Timing(dict(device=device, threads=fp["threads"], repeats=repeats, warmup=warmup))
+    dtype = resolve_latency_dtype(dtype)
+    fp = current_fingerprint(teacher.config, shape, threads, device, dtype)
+    timing = Timing(dict(device=device, threads=fp["threads"], repeats=repeats, warmup=warmup, dtype=dtype))
     inputs = example_inputs(shape, int(teacher.config.vocab_size))
     base = freeze_base(teacher.config)
     parts = space_parts(space, base)
@@ -278,7 +288,7 @@ def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats
         models = {}
         for k in keys:
             arch, idx = parts[k]
-            models[k] = _layer_probe(arch, shape) if idx is not None else _base_probe(arch, shape)
+            models[k] = _layer_probe(arch, shape, timing.int8) if idx is not None else _base_probe(arch, shape)
         ratios, t = timing.ratios(teacher, models, inputs)
         entries.update(ratios)
         teacher_ms.append(t)
@@ -293,7 +303,7 @@ def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats
     students = random_archs(space, base, range(n_students * 20), n=n_students)
     measured = []
     for chunk in _groups(students, student_group):
-        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a) for s, a in chunk}, inputs)
+        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a, timing.int8) for s, a in chunk}, inputs)
         teacher_ms.append(t)
         measured += [(a, ratios[str(s)]) for s, a in chunk]
         bar.update(len(chunk))
@@ -315,7 +325,8 @@ def check(table: LatencyTable, teacher, space, n: int = 30, repeats: int = 20, w
     from hybridsearch.measure.latency import example_inputs
 
     shape = tuple(table.fingerprint["shape"])
-    timing = Timing(dict(device=device, threads=table.fingerprint["threads"], repeats=repeats, warmup=warmup))
+    timing = Timing(dict(device=device, threads=table.fingerprint["threads"], repeats=repeats, warmup=warmup,
+                         dtype=table.fingerprint.get("dtype", "float32")))
     inputs = example_inputs(shape, int(teacher.config.vocab_size))
     base = freeze_base(teacher.config)
     cands = random_archs(space, base, range(seed0, seed0 + 100 * n), set(table.calibration_sigs), n=n)
@@ -323,7 +334,7 @@ def check(table: LatencyTable, teacher, space, n: int = 30, repeats: int = 20, w
     rows = []
     bar = _progress(len(cands), "latency check", progress)
     for chunk in _groups(cands, group):
-        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a) for s, a in chunk}, inputs)
+        ratios, t = timing.ratios(teacher, {str(s): _deployed_student(a, timing.int8) for s, a in chunk}, inputs)
         for s, a in chunk:
             p = table.predict(a)
             m = ratios[str(s)]

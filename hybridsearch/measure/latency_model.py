@@ -292,13 +292,17 @@ def cached_table(fp: dict, space_hash: str, cache_dir=None) -> LatencyTable | No
 
 
 def get_table(teacher, space, shape=(1, 64), threads: int | None = None, device: str = "cpu", cache_dir=None,
-              table_path=None, rebuild: bool = False, log=print, **calibrate_kw) -> tuple[LatencyTable, Path, bool]:
+              table_path=None, rebuild: bool = False, log=print, dtype: str = "float32",
+              **calibrate_kw) -> tuple[LatencyTable, Path, bool]:
     """(table, path, built): the explicit table (`table_path`, refused if foreign), else the cached one
     for this fingerprint and space, else a new one measured now (`latency_calib.calibrate`) and cached.
 
     teacher: the transformers classifier (only its config is read unless a table is built).
     """
-    fp = current_fingerprint(teacher.config, shape, threads, device)
+    from hybridsearch.measure.latency import resolve_latency_dtype
+
+    dtype = resolve_latency_dtype(dtype)
+    fp = current_fingerprint(teacher.config, shape, threads, device, dtype)
     if table_path:
         return load_explicit(table_path, fp), Path(table_path), False
     path = cache_path(fp, space.hash, cache_dir)
@@ -308,5 +312,5 @@ def get_table(teacher, space, shape=(1, 64), threads: int | None = None, device:
     from hybridsearch.measure.latency_calib import calibrate
 
     table = calibrate(teacher, space, shape=tuple(fp["shape"]), threads=fp["threads"], device=device, log=log,
-                      **calibrate_kw)
+                      dtype=dtype, **calibrate_kw)
     return table, table.save(path), True

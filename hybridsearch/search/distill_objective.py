@@ -24,13 +24,15 @@ def sample_key(sample: dict) -> str:
 class DistillObjective(Objective):
     def __init__(self, space_path: str, task_args: dict, teacher_source: str, cache_dir=None, device: str = "cpu",
                  shape=(1, 64), threads: int | None = None, repeats: int = 30, steps: int | None = None,
-                 weights_dir: str | None = None, precheck_repeats: int = 10, latency_table: str | None = None):
+                 weights_dir: str | None = None, precheck_repeats: int = 10, latency_table: str | None = None,
+                 dtype: str = "float32"):
         self.space_path, self.task_args, self.teacher_source = space_path, task_args, teacher_source
         self.cache_dir, self.device, self.shape, self.threads = cache_dir, device, tuple(shape), threads
         self.repeats, self.steps, self.weights_dir, self.precheck_repeats = repeats, steps, weights_dir, precheck_repeats
         # latency_table: None = time the untrained candidate in precheck; "auto" = the cached latency model
         # of this device (calibrated now if missing); a path = that table (refused if built elsewhere)
         self.latency_table = latency_table
+        self.dtype = dtype  # latency compute dtype (float16 / bfloat16 for GPUs)
         self._ctx = self._space = self._base = self._table = None
 
     def __getstate__(self):
@@ -40,6 +42,7 @@ class DistillObjective(Objective):
         self.__dict__.update(state)
         self.shape = tuple(self.shape)
         self.latency_table = state.get("latency_table")
+        self.dtype = state.get("dtype", "float32")  # runs made before the dtype option
         self._ctx = self._space = self._base = self._table = None
 
     def setup(self) -> None:
@@ -54,9 +57,10 @@ class DistillObjective(Objective):
         task = task_from_args(argparse.Namespace(cache_dir=self.cache_dir, **self.task_args))
         teacher = load_teacher(self.teacher_source)
         max_length = int(self._space._fixed("recipe", "max_length", 64))
-        logits = teacher_logits(teacher, task, max_length=max_length, cache_dir=self.cache_dir)
+        logits = teacher_logits(teacher, task, max_length=max_length, cache_dir=self.cache_dir, device=self.device)
         self._ctx = EvalContext(task=task, teacher=teacher, logits=logits, device=self.device, shape=self.shape,
-                                threads=self.threads, repeats=self.repeats, cache_dir=self.cache_dir, progress=False)
+                                threads=self.threads, repeats=self.repeats, dtype=self.dtype,
+                                cache_dir=self.cache_dir, progress=False)
         cfg, tok = teacher.model.config, teacher.tokenizer
         self._base = FreezeBase(
             vocab_size=cfg.vocab_size, num_labels=task.spec.num_labels, id2label=dict(task.spec.id2label),
@@ -69,7 +73,7 @@ class DistillObjective(Objective):
 
             path = None if self.latency_table == "auto" else self.latency_table
             self._table = get_table(teacher.model, self._space, self.shape, self.threads, self.device,
-                                    self.cache_dir, table_path=path)[0]
+                                    self.cache_dir, table_path=path, dtype=self.dtype)[0]
 
     def freeze(self, sample: dict):
         arch, recipe = self._space.freeze(sample, self._base)
@@ -88,7 +92,7 @@ class DistillObjective(Objective):
     def precheck(self, sample: dict) -> dict:
         import torch
 
-        from hybridsearch.measure.latency import example_inputs, measure_latency
+        from hybridsearch.measure.latency import example_inputs, int8_kernels, measure_latency
         from hybridsearch.students import HybridStudent
         from hybridsearch.students.deploy import for_deployment
         from hybridsearch.students.size import size_bytes
@@ -98,10 +102,10 @@ class DistillObjective(Objective):
         if self._table is not None:  # predicted from the arch alone: no model is built
             return self._table.cost(arch)
         torch.manual_seed(0)
-        model = for_deployment(HybridStudent(arch).eval())
+        model = for_deployment(HybridStudent(arch).eval(), int8=int8_kernels(self.device, self.dtype))
         inputs = example_inputs(self.shape, arch.embedding.vocab_size, "cpu")
         stats = measure_latency({"student": model}, shape=self.shape, device=self.device, threads=self.threads,
-                                repeats=self.precheck_repeats, warmup=2, inputs=inputs)["student"]
+                                repeats=self.precheck_repeats, warmup=2, inputs=inputs, dtype=self.dtype)["student"]
         return {"latency_ms": stats.median_ms, "size_mb": size_bytes(arch) / 1e6}
 
     def evaluate(self, sample: dict, report):

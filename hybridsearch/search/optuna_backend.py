@@ -247,8 +247,12 @@ def run_search(space, objective, storage_url: str | None, settings: SearchSettin
     try:
         if hasattr(objective, "reference") and "teacher" not in study.user_attrs:
             res = runner.run("reference", {})
-            if res.status != "done":
-                raise RuntimeError(f"measuring the teacher failed: {res.reason}")
+            if res.status != "done":  # nothing trained yet; the study and its seeds are stored
+                if settings.timeout and "timeout" in str(res.reason):
+                    raise UserError(f"--timeout {settings.timeout:g}s ran out while the worker loaded the task and "
+                                    "teacher and timed the teacher, before any trial; give a longer --timeout")
+                raise UserError(f"measuring the teacher in the trial worker failed ({res.reason}); "
+                                "check the teacher and --device, then re-run the same command")
             study.set_user_attr("teacher", res.value)
         check_budgets_reachable(space, runner, settings)
         fn = _trial_function(space, runner, settings)

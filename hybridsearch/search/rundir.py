@@ -24,6 +24,7 @@ from hybridsearch.errors import UserError
 RUN_FILE = "run.json"
 STUDY_NAME = "hybridsearch"
 IDENTITY_KEYS = ("task", "teacher_fingerprint", "space_hash")
+DEFAULT_STORAGE = "run-dir"  # run.json's "storage" for the run directory's own study.db
 
 
 @dataclass
@@ -33,7 +34,16 @@ class Run:
 
     @property
     def storage(self) -> str:
-        return self.meta.get("storage") or default_storage(self.path)
+        """The study's URL: the run directory's own study.db unless the user gave another URL. A run
+        directory that was copied or moved (from a GPU machine, say) reads its own study.db, not the
+        one at the place where it was made (older run.json files name that place)."""
+        url = self.meta.get("storage")
+        local = default_storage(self.path)
+        if not url or url == DEFAULT_STORAGE:
+            return local
+        if url != local and url.startswith("sqlite:///") and url.endswith("/study.db") and (self.path / "study.db").exists():
+            return local
+        return url
 
     @property
     def study_name(self) -> str:
@@ -75,7 +85,7 @@ def open_run(path, identity: dict, storage: str | None = None, extra: dict | Non
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise UserError(f"{path} is not a hybridsearch run (no {RUN_FILE}); pass a new or empty directory to --out")
     path.mkdir(parents=True, exist_ok=True)
-    meta = {**identity, **(extra or {}), "storage": storage or default_storage(path), "study_name": STUDY_NAME,
+    meta = {**identity, **(extra or {}), "storage": storage or DEFAULT_STORAGE, "study_name": STUDY_NAME,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     marker.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
     return Run(path, meta)

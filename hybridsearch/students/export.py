@@ -156,11 +156,13 @@ def save_student(student, directory: str | os.PathLike, tokenizer=None) -> Path:
     """Write config.json, arch.json, model.safetensors and (if given) the tokenizer to `directory`.
 
     tokenizer: a transformers tokenizer, or a path to a directory holding one (the teacher's).
+    A student on a GPU is moved to CPU first (in place).
     """
     from safetensors.torch import save_file
 
     from hybridsearch.students.hf import config_from_arch
 
+    student.to("cpu")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = encode_state(student)

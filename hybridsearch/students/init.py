@@ -134,9 +134,11 @@ def teacher_layer_for(i: int, n_student: int, n_teacher: int, hint: int | None) 
 
 
 def init_from_teacher(arch: StudentArch, teacher, batch: dict | None = None):
-    """A HybridStudent for `arch` with weights taken from `teacher` (see the module docstring)."""
+    """A HybridStudent (on CPU) for `arch` with weights taken from `teacher` (see the module docstring).
+    A teacher left on a GPU (by a latency measurement) is moved back to CPU first, in place."""
     from hybridsearch.students.model import HybridStudent
 
+    teacher.to("cpu")
     bert = _bert(teacher)
     cfg = teacher.config
     Ht, nh_t = cfg.hidden_size, cfg.num_attention_heads

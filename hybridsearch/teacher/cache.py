@@ -57,8 +57,9 @@ def _read(path: Path, meta_expected: dict, sizes: dict[str, int], num_labels: in
 
 
 def teacher_logits(teacher, task, max_length: int = 64, cache_dir=None, batch_size: int = 64,
-                   verbose: bool = True) -> dict:
-    """{"train"|"dev"|"test": float32 numpy (N, C)}: from the cache, else computed and saved."""
+                   verbose: bool = True, device: str = "cpu") -> dict:
+    """{"train"|"dev"|"test": float32 numpy (N, C)}: from the cache, else computed on `device` and
+    saved (the teacher model is left on CPU)."""
     import numpy as np
     from safetensors.numpy import save
 
@@ -87,7 +88,8 @@ def teacher_logits(teacher, task, max_length: int = 64, cache_dir=None, batch_si
         texts, pairs = task.texts(name)
         arrays[name] = np.ascontiguousarray(predict_logits(
             teacher.model, teacher.tokenizer, texts, pairs, max_length, batch_size,
-            desc=f"teacher logits {name}" if verbose else None), dtype=np.float32)  # (N, C)
+            desc=f"teacher logits {name}" if verbose else None, device=device), dtype=np.float32)  # (N, C)
+    teacher.model.to("cpu")
     meta = dict(expected, sha256=_checksum(arrays))
     atomic_write_bytes(path, save(arrays, metadata=meta))
     if verbose:

@@ -100,8 +100,9 @@ def _reuse(directory: Path) -> Teacher | None:
 
 
 def ensure_teacher(task, backbone: str = DEFAULT_BACKBONE, cache_dir=None, config: FinetuneConfig | None = None,
-                   force: bool = False, **hparams) -> Teacher:
-    """The fine-tuned teacher for `task`: reused from the cache, else trained and saved.
+                   force: bool = False, device: str = "cpu", **hparams) -> Teacher:
+    """The fine-tuned teacher for `task`: reused from the cache, else trained on `device` and saved
+    (the cache key does not include the device: a teacher trained on a GPU is reused on CPU).
 
     `hparams` override `FinetuneConfig` fields (epochs, lr, batch_size, max_length, ...).
     """
@@ -123,7 +124,8 @@ def ensure_teacher(task, backbone: str = DEFAULT_BACKBONE, cache_dir=None, confi
           f"{len(task.splits['dev'])} dev; new {task.spec.num_labels}-label head where the checkpoint "
           f"has none) with {asdict(config)}", file=sys.stderr)
     start = time.perf_counter()
-    history = finetune(base.model, base.tokenizer, task, config)
+    history = finetune(base.model, base.tokenizer, task, config, device=device)
+    base.model.to("cpu")
     seconds = time.perf_counter() - start
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".tmp-"))
@@ -144,8 +146,9 @@ def ensure_teacher(task, backbone: str = DEFAULT_BACKBONE, cache_dir=None, confi
     return teacher
 
 
-def finetune(model, tokenizer, task, config: FinetuneConfig) -> list[dict]:
-    """Train `model` in place on task train; keep the best dev epoch's weights; return per-epoch records."""
+def finetune(model, tokenizer, task, config: FinetuneConfig, device: str = "cpu") -> list[dict]:
+    """Train `model` in place on task train (on `device`); keep the best dev epoch's weights; return
+    per-epoch records."""
     import torch
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
@@ -154,6 +157,7 @@ def finetune(model, tokenizer, task, config: FinetuneConfig) -> list[dict]:
     from hybridsearch.teacher.load import encode
 
     torch.manual_seed(config.seed)
+    model.to(device)
     texts, pairs = task.texts("train")
     enc = encode(tokenizer, texts, pairs, config.max_length)  # each (N, L)
     labels = torch.as_tensor(task.labels("train"))  # (N,)
@@ -178,8 +182,8 @@ def finetune(model, tokenizer, task, config: FinetuneConfig) -> list[dict]:
         bar = tqdm(batches, desc=f"epoch {epoch}/{config.epochs}", file=sys.stderr)
         running = 0.0
         for step, idx in enumerate(bar):
-            batch = trim_batch({k: v[idx] for k, v in enc.items()})  # (B, T<=L)
-            loss = model(**batch, labels=labels[idx]).loss
+            batch = trim_batch({k: v[idx].to(device) for k, v in enc.items()})  # (B, T<=L)
+            loss = model(**batch, labels=labels[idx].to(device)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -188,7 +192,8 @@ def finetune(model, tokenizer, task, config: FinetuneConfig) -> list[dict]:
             running = 0.9 * running + 0.1 * loss.item() if step else loss.item()
             bar.set_postfix(loss=f"{running:.3f}")
         bar.close()
-        logits = predict_logits(model, tokenizer, dev_texts, dev_pairs, config.max_length)  # (N_dev, C)
+        logits = predict_logits(model, tokenizer, dev_texts, dev_pairs, config.max_length,
+                                device=device)  # (N_dev, C)
         value, se = score(task.spec.metric, logits, dev_labels)
         if not torch.isfinite(torch.tensor(running)):
             raise UserError(f"fine-tuning diverged (loss {running}); lower --lr")

@@ -141,12 +141,17 @@ def trim_batch(batch: dict) -> dict:
 
 
 def predict_logits(model, tokenizer, texts, text_pairs=None, max_length: int = 64, batch_size: int = 64,
-                   desc: str | None = None):
-    """Logits of `model` on the texts: float32 numpy (N, C); progress bar when `desc`."""
+                   desc: str | None = None, device: str | None = None):
+    """Logits of `model` on the texts: float32 numpy (N, C); progress bar when `desc`.
+
+    `device`: where to run (the model is moved there); None = where the model is."""
     import numpy as np
     import torch
     from tqdm.auto import tqdm
 
+    if device is not None:
+        model.to(device)
+    where = next(model.parameters()).device
     enc = encode(tokenizer, texts, text_pairs, max_length)  # each (N, L)
     n = enc["input_ids"].shape[0]
     order = torch.argsort(enc["attention_mask"].sum(1), stable=True)  # short first: little padding
@@ -155,6 +160,6 @@ def predict_logits(model, tokenizer, texts, text_pairs=None, max_length: int = 6
     with torch.inference_mode():
         for start in tqdm(range(0, n, batch_size), desc=desc, disable=desc is None, leave=False):
             idx = order[start:start + batch_size]
-            batch = trim_batch({k: v[idx] for k, v in enc.items()})
+            batch = trim_batch({k: v[idx].to(where) for k, v in enc.items()})
             out[idx.numpy()] = model(**batch).logits.float().cpu().numpy()  # (B, C)
     return out
