@@ -263,12 +263,13 @@ def pareto_plot(rows: list[dict], path, title: str = "") -> None:
     pts = [r for r in rows if r.get("score") is not None and r.get("speedup")]
     fig, ax = plt.subplots(figsize=(7, 5))
     for r in pts:
-        teacher = r["method"] == "teacher"
-        ax.scatter(r["speedup"], r["score"], marker="*" if teacher else "o", s=160 if teacher else 40,
-                   color="black" if teacher else "tab:blue", zorder=3)
+        teacher, reference = r["method"] == "teacher", r["method"] == MODULES_REFERENCE
+        ax.scatter(r["speedup"], r["score"], marker="*" if teacher else "^" if reference else "o",
+                   s=160 if teacher else 40, color="black" if teacher else "grey" if reference else "tab:blue",
+                   zorder=3)
         ax.annotate(r["method"], (r["speedup"], r["score"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
     front, best = [], -math.inf
-    for r in sorted(pts, key=lambda r: -r["speedup"]):
+    for r in sorted((r for r in pts if r["method"] != MODULES_REFERENCE), key=lambda r: -r["speedup"]):
         if r["score"] > best:
             front.append(r)
             best = r["score"]
@@ -291,11 +292,41 @@ def _row_key(b: Baseline, context) -> str:
     import hashlib
     import json
 
+    where = {}  # rows timed elsewhere are not reused (CPU float32 rows keep their older keys)
+    if str(context.device) != "cpu" or context.dtype != "float32":
+        where = {"device": str(context.device), "dtype": context.dtype}
     payload = json.dumps({"arch": b.arch.to_dict(), "recipe": b.recipe.to_dict(),
                           "teacher": context.teacher.fingerprint, "task": context.task.fingerprint,
-                          "shape": list(context.shape), "threads": context.threads, "test": True},
+                          "shape": list(context.shape), "threads": context.threads, "test": True, **where},
                          sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+MODULES_REFERENCE = "teacher-modules"
+MODULES_REFERENCE_STATUS = ("reference: the teacher's weights in our student modules, untrained; "
+                            "every row's speed-up includes this row's")
+
+
+def _modules_reference_row(context, out, t_size, t_score, fresh: bool, log) -> dict:
+    """The `teacher-modules` row (see `distill.evaluate.modules_reference_metrics`), resumable."""
+    import json
+
+    from hybridsearch.distill.evaluate import Metrics, modules_reference_metrics
+    from hybridsearch.students import arch_from_teacher_config
+
+    ref = Baseline(MODULES_REFERENCE, "—", arch_from_teacher_config(context.teacher.model.config),
+                   _recipe(1, losses=["kd_ol"]))
+    path, key = out / "rows" / f"{MODULES_REFERENCE}.json", _row_key(ref, context)
+    if path.exists() and not fresh and json.loads(path.read_text()).get("key") == key:
+        m = Metrics(**json.loads(path.read_text())["metrics"])
+        log(f"{MODULES_REFERENCE}: reused {path}")
+    else:
+        m = modules_reference_metrics(context)
+        path.write_text(json.dumps({"key": key, "metrics": m.to_dict()}, indent=1, default=str))
+    row = table_row(MODULES_REFERENCE, "—", m, t_size, t_score, status=MODULES_REFERENCE_STATUS)
+    row["size_drop_per_score_drop"] = None
+    log(f"{MODULES_REFERENCE}: test {row['score']}%, speed-up {row['speedup']} (implementation alone)")
+    return row
 
 
 def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool = False, log=print) -> list[dict]:
@@ -322,6 +353,7 @@ def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool 
     t_size = t_metrics.size_bytes
     rows = [table_row("teacher", "—", t_metrics, t_size, t_metrics.test_score)]
     log(f"teacher: test {rows[0]['score']}%, {rows[0]['latency_ms']} ms, {rows[0]['size_mb']} MB")
+    rows.append(_modules_reference_row(context, out, t_size, t_metrics.test_score, fresh, log))
     title = f"Survey baselines on {task.spec.name}"
     for name in methods or METHODS:
         b = specs[name]

@@ -65,14 +65,17 @@ def test_run_baselines_writes_a_table_even_with_a_failed_row(tmp_path, monkeypat
     out = tmp_path / "out"
     methods = subset or list(bl.METHODS)
     rows = bl.run_baselines(ctx, out, subset, steps=2, log=lambda *_: None)
-    assert [r["method"] for r in rows] == ["teacher", *methods]
+    assert [r["method"] for r in rows] == ["teacher", bl.MODULES_REFERENCE, *methods]
     by = {r["method"]: r for r in rows}
     assert by["teacher"]["size_pct"] == 100.0 and by["teacher"]["speedup"] == 1.0
     assert by["teacher"]["size_drop_per_score_drop"] is None
+    ref = by[bl.MODULES_REFERENCE]  # the teacher's weights in the student modules: the teacher's predictions
+    assert ref["status"].startswith("reference") and ref["score"] == by["teacher"]["score"]
+    assert ref["p_vs_teacher"] == 1.0 and ref["size_pct"] == 100.0 and ref["speedup"] > 0
     assert by["kd-eo"]["status"].startswith("failed: invalid") and "teacher layer 99" in by["kd-eo"]["status"]
     assert by["ad-lower"]["status"].startswith("not applicable")
     ok = [r for r in rows if r["status"] == "ok"]
-    # teacher ok, kd-eo failed, ad-lower not applicable
+    # teacher ok, the reference row a reference, kd-eo failed, ad-lower not applicable
     assert len(ok) == len(methods) - 1, [(r["method"], r["status"]) for r in rows if r["status"] != "ok"]
     for r in ok:
         assert r["score"] is not None and r["speedup"] > 0 and 0 < r["size_pct"] and r["p_vs_teacher"] is not None
@@ -85,7 +88,7 @@ def test_run_baselines_writes_a_table_even_with_a_failed_row(tmp_path, monkeypat
     assert (out / "pareto.png").stat().st_size > 1000
     # a second run reuses the finished rows
     again = bl.run_baselines(ctx, out, ["dq8"], steps=2, log=lambda *_: None)
-    assert again[1]["score"] == by["dq8"]["score"]
+    assert again[2]["score"] == by["dq8"]["score"] and again[1]["speedup"] == ref["speedup"]
 
 
 @pytest.mark.parametrize("extra, message", [

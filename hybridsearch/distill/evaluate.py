@@ -261,3 +261,31 @@ def teacher_metrics(context: EvalContext, test: bool = True) -> Metrics:
         m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = stats.median_ms, stats.p10_ms, stats.p90_ms
         m.teacher_latency_ms, m.speedup = stats.median_ms, 1.0
     return m
+
+
+def modules_reference_metrics(context: EvalContext, max_length: int = 64) -> Metrics:
+    """The teacher's own weights in hybridsearch's student modules, untrained: its scores (the
+    teacher's, up to float rounding), size and latency interleaved with the teacher. The speed-up of
+    this row is what the student implementation alone gains over the teacher's Hugging Face modules
+    (fewer kernel launches, no unused outputs); every compressed row's speed-up includes it."""
+    from hybridsearch.data.metrics import mcnemar, score
+    from hybridsearch.distill.trainer import predict
+    from hybridsearch.students import arch_from_teacher_config
+    from hybridsearch.students.init import init_from_teacher
+
+    spec, teacher = context.task.spec, context.teacher
+    m = Metrics(metric=spec.metric)
+    arch = arch_from_teacher_config(teacher.model.config)
+    cost = arch_cost(arch, context.shape[1], context.shape[0])
+    m.size_bytes, m.params, m.flops = cost["size_bytes"], cost["params"], cost["flops"]
+    student = init_from_teacher(arch, teacher.model).eval()
+    dev_labels, test_labels = context.task.labels("dev"), context.task.labels("test")
+    dev_pred = predict(student, context.encoded("dev", max_length), device=context.device).argmax(-1)
+    m.dev_score, m.dev_se = score(spec.metric, dev_pred, dev_labels)
+    m.score = m.dev_score
+    pred = predict(student, context.encoded("test", max_length), device=context.device).argmax(-1)
+    m.test_score, m.test_se = score(spec.metric, pred, test_labels)
+    m.p_vs_teacher = mcnemar(pred == test_labels, context.teacher_preds("test") == test_labels)
+    if context.measure_speed:
+        _time_against_teacher(m, student, context)
+    return m
