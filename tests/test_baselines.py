@@ -104,3 +104,15 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message):
     assert main(["baselines", "--out", str(tmp_path / "o"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_rows_timed_at_another_dtype_or_device_are_not_reused(tmp_path):
+    from dataclasses import replace
+
+    import hybridsearch.baselines as bl
+
+    ctx = tiny_context(tmp_path)
+    spec = bl.baseline_specs(ctx.teacher.model.config, ctx.task, 2, ctx.teacher.tokenizer)[0]
+    keys = {bl._row_key(spec, replace(ctx, device=d, dtype=t))
+            for d, t in (("cpu", "float32"), ("cpu", "bfloat16"), ("cuda", "float32"), ("cuda", "float16"))}
+    assert len(keys) == 4
