@@ -95,6 +95,8 @@ def test_run_baselines_writes_a_table_even_with_a_failed_row(tmp_path, monkeypat
     (["--steps", "0"], "--steps must be >= 1"),
     (["--methods", "dq8,nope"], "unknown baseline method"),
     (["--shape", "1y"], "bad shape"),
+    (["--dtype", "float16"], "add --device cuda"),
+    (["--dtype", "int4"], "unknown latency dtype"),
     pytest.param(["--device", "cuda:7"], "cuda:7", marks=pytest.mark.skipif(
         __import__("torch").cuda.device_count() > 7, reason="needs a missing GPU")),
 ])
