@@ -307,18 +307,30 @@ MODULES_REFERENCE_STATUS = ("reference: the teacher's weights in our student mod
                             "every row's speed-up includes this row's")
 
 
+def _saved_metrics(path, key: str):
+    """The `Metrics` saved in a row file when its key matches `key`, else None."""
+    import json
+
+    from hybridsearch.distill.evaluate import Metrics
+
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return Metrics(**saved["metrics"]) if saved.get("key") == key else None
+
+
 def _modules_reference_row(context, out, t_size, t_score, fresh: bool, log) -> dict:
     """The `teacher-modules` row (see `distill.evaluate.modules_reference_metrics`), resumable."""
     import json
 
-    from hybridsearch.distill.evaluate import Metrics, modules_reference_metrics
+    from hybridsearch.distill.evaluate import modules_reference_metrics
     from hybridsearch.students import arch_from_teacher_config
 
     ref = Baseline(MODULES_REFERENCE, "—", arch_from_teacher_config(context.teacher.model.config),
-                   _recipe(1, losses=["kd_ol"]))
+                   _recipe(1, losses=["kd_ol"]))  # the recipe only completes the row key
     path, key = out / "rows" / f"{MODULES_REFERENCE}.json", _row_key(ref, context)
-    if path.exists() and not fresh and json.loads(path.read_text()).get("key") == key:
-        m = Metrics(**json.loads(path.read_text())["metrics"])
+    m = None if fresh else _saved_metrics(path, key)
+    if m is not None:
         log(f"{MODULES_REFERENCE}: reused {path}")
     else:
         m = modules_reference_metrics(context)
@@ -338,7 +350,7 @@ def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool 
     import time
     from pathlib import Path
 
-    from hybridsearch.distill.evaluate import Metrics, evaluate, teacher_metrics
+    from hybridsearch.distill.evaluate import evaluate, teacher_metrics
 
     out = Path(out_dir)
     (out / "rows").mkdir(parents=True, exist_ok=True)
@@ -365,13 +377,11 @@ def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool 
             continue
         path = out / "rows" / f"{name}.json"
         key = _row_key(b, context)
-        if path.exists() and not fresh:
-            saved = json.loads(path.read_text())
-            if saved.get("key") == key:
-                m = Metrics(**saved["metrics"])
-                rows.append(table_row(name, b.family, m, t_size, t_metrics.test_score))
-                log(f"{name}: reused {path}")
-                continue
+        m = None if fresh else _saved_metrics(path, key)
+        if m is not None:
+            rows.append(table_row(name, b.family, m, t_size, t_metrics.test_score))
+            log(f"{name}: reused {path}")
+            continue
         start = time.perf_counter()
         log(f"{name}: distilling ({b.recipe.steps} steps, losses {b.recipe.losses})")
         m = evaluate(b.arch, b.recipe, context, test=True)

@@ -175,8 +175,7 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
     """Distil, then fill the scores into `m`; returns the trained student."""
     import torch
 
-    from hybridsearch.data.metrics import mcnemar, score
-    from hybridsearch.distill.trainer import distill, predict
+    from hybridsearch.distill.trainer import distill
     from hybridsearch.students import init_from_teacher
 
     spec, teacher = context.task.spec, context.teacher
@@ -196,17 +195,25 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
     if res.failure:
         m.failure = res.failure
         return student
-    dev_pred = predict(student, dev_enc, device=context.device).argmax(-1)
-    m.dev_score, m.dev_se = score(spec.metric, dev_pred, dev_labels)
-    m.score = m.dev_score
-    if run_test:
-        test_enc = context.encoded("test", recipe.max_length)
-        test_labels = context.task.labels("test")
-        pred = predict(student, test_enc, device=context.device).argmax(-1)
-        m.test_score, m.test_se = score(spec.metric, pred, test_labels)
-        m.p_vs_teacher = mcnemar(pred == test_labels, context.teacher_preds("test") == test_labels)
+    _score_into(m, student, context, recipe.max_length, run_test)
     context.last_student = student
     return student
+
+
+def _score_into(m: Metrics, student, context: EvalContext, max_length: int, run_test: bool) -> None:
+    """Fill dev score (= `m.score`) and, when `run_test`, test score and McNemar p vs the teacher."""
+    from hybridsearch.data.metrics import mcnemar, score
+    from hybridsearch.distill.trainer import predict
+
+    metric = context.task.spec.metric
+    dev_pred = predict(student, context.encoded("dev", max_length), device=context.device).argmax(-1)
+    m.dev_score, m.dev_se = score(metric, dev_pred, context.task.labels("dev"))
+    m.score = m.dev_score
+    if run_test:
+        test_labels = context.task.labels("test")
+        pred = predict(student, context.encoded("test", max_length), device=context.device).argmax(-1)
+        m.test_score, m.test_se = score(metric, pred, test_labels)
+        m.p_vs_teacher = mcnemar(pred == test_labels, context.teacher_preds("test") == test_labels)
 
 
 def _importance_batch(context: EvalContext, recipe: DistillRecipe, n: int = 64) -> dict:
@@ -268,24 +275,16 @@ def modules_reference_metrics(context: EvalContext, max_length: int = 64) -> Met
     teacher's, up to float rounding), size and latency interleaved with the teacher. The speed-up of
     this row is what the student implementation alone gains over the teacher's Hugging Face modules
     (fewer kernel launches, no unused outputs); every compressed row's speed-up includes it."""
-    from hybridsearch.data.metrics import mcnemar, score
-    from hybridsearch.distill.trainer import predict
     from hybridsearch.students import arch_from_teacher_config
     from hybridsearch.students.init import init_from_teacher
 
-    spec, teacher = context.task.spec, context.teacher
-    m = Metrics(metric=spec.metric)
+    teacher = context.teacher
+    m = Metrics(metric=context.task.spec.metric)
     arch = arch_from_teacher_config(teacher.model.config)
     cost = arch_cost(arch, context.shape[1], context.shape[0])
     m.size_bytes, m.params, m.flops = cost["size_bytes"], cost["params"], cost["flops"]
     student = init_from_teacher(arch, teacher.model).eval()
-    dev_labels, test_labels = context.task.labels("dev"), context.task.labels("test")
-    dev_pred = predict(student, context.encoded("dev", max_length), device=context.device).argmax(-1)
-    m.dev_score, m.dev_se = score(spec.metric, dev_pred, dev_labels)
-    m.score = m.dev_score
-    pred = predict(student, context.encoded("test", max_length), device=context.device).argmax(-1)
-    m.test_score, m.test_se = score(spec.metric, pred, test_labels)
-    m.p_vs_teacher = mcnemar(pred == test_labels, context.teacher_preds("test") == test_labels)
+    _score_into(m, student, context, max_length, run_test=True)
     if context.measure_speed:
         _time_against_teacher(m, student, context)
     return m

@@ -52,27 +52,18 @@ def _digest(*parts) -> str:
 
 def teacher_label(teacher, texts, text_pairs=None, max_length=64, cache_dir=None, batch_size=64, device="cpu"):
     """Teacher logits (N, C) float32 for `texts`, cached under `<cache>/transfer-logits/` (keyed by teacher and texts)."""
-    import torch
-    from tqdm.auto import tqdm
-
     from hybridsearch import paths
-    from hybridsearch.teacher import encode
+    from hybridsearch.teacher import predict_logits
 
     key = _digest(getattr(teacher, "fingerprint", None), max_length, list(texts), list(text_pairs or []))
     path = paths.cache_dir(cache_dir) / "transfer-logits" / f"{key}.npy"  # None -> $HYBRIDSEARCH_CACHE or default
     if path.exists():
         return np.load(path)
-    model = teacher.model.eval()
-    model.to(device)
-    out = []
-    with torch.inference_mode():
-        for start in tqdm(range(0, len(texts), batch_size), desc="teacher-labelling", leave=False, unit="batch"):
-            pair = text_pairs[start:start + batch_size] if text_pairs else None
-            enc = encode(teacher.tokenizer, list(texts[start:start + batch_size]), pair, max_length=max_length)
-            enc = {k: v.to(device) for k, v in enc.items()}
-            out.append(model(**enc).logits.float().cpu().numpy())  # (b, C)
-    logits = np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
-    logits = logits.astype(np.float32)
+    if len(texts):
+        logits = predict_logits(teacher.model, teacher.tokenizer, list(texts), list(text_pairs) if text_pairs else None,
+                                max_length, batch_size, desc="teacher-labelling", device=device)  # (N, C)
+    else:
+        logits = np.zeros((0, teacher.model.config.num_labels), np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")  # concurrent workers: each writes its own, then renames
     np.save(tmp, logits)
