@@ -60,6 +60,28 @@ def test_fake_quant_straight_through_gradient_and_16_bits():
     assert fake_quant_weight(w, 32) is w
 
 
+@pytest.mark.parametrize("emb_bits", [8, 4, 16])
+def test_quantized_embedding_lookup_equals_the_whole_quantized_table(emb_bits):
+    """The student quantizes only the looked-up word rows (per-row scales): same values, same gradient."""
+    from hybridsearch.students.model import _lookup
+
+    torch.manual_seed(0)
+    word = prepare(HybridStudent(small_arch(emb_bits=emb_bits))).embeddings.word
+    original = word.parametrizations.weight.original
+    ids = torch.randint(0, 40, (3, 7))
+    upstream = torch.randn(3, 7, 16)
+    grads = []
+    for lookup in (lambda: _lookup(word, ids), lambda: word(ids)):  # rows only / the whole table
+        out = lookup()
+        (out * upstream).sum().backward()
+        grads.append((out.detach(), original.grad.clone()))
+        original.grad = None
+    (lazy, lazy_grad), (full, full_grad) = grads
+    assert torch.equal(lazy, full)
+    assert torch.allclose(lazy_grad, full_grad, rtol=1e-5, atol=1e-7)  # summation order differs for repeated ids
+    assert not torch.equal(lazy, original.detach()[ids])  # the lookup really is quantized
+
+
 @pytest.mark.parametrize("levels", [128, 256])
 def test_activation_fake_quant_grid(levels):
     x = torch.randn(3, 7, 11) * 3

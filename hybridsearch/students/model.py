@@ -59,9 +59,25 @@ class StudentEmbeddings(nn.Module):
             raise UserError(f"input length {T} exceeds max_positions {self.max_positions}; truncate the input")
         ids = self.token_map[input_ids] if self.token_map is not None else input_ids  # (B, T)
         pos = torch.arange(T, device=input_ids.device)[None, :]  # (1, T)
-        x = self.word(ids) + self.position(pos) + self.token_type(token_type_ids)  # (B, T, E)
+        x = _lookup(self.word, ids) + self.position(pos) + self.token_type(token_type_ids)  # (B, T, E)
         x = self.drop(self.norm(x))
         return self.project(x) if self.project is not None else x  # (B, T, H)
+
+
+def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
+    """table(ids) (B, T, E). When the table's only parametrization is weight fake quantization
+    (QAT), quantize the looked-up rows instead of the whole table: scales are per row, so the
+    values and the straight-through gradient are the same, at a fraction of the cost (the word
+    table is about half of a MiniLM teacher)."""
+    from hybridsearch.students.quant import fake_quant_weight, is_fake_quant
+
+    plist = getattr(table, "parametrizations", None)
+    chain = plist["weight"] if plist is not None and "weight" in plist else None
+    if chain is None or len(chain) != 1 or not is_fake_quant(chain[0]) or tracing():
+        return table(ids)
+    rows = nn.functional.embedding(ids, chain.original, table.padding_idx)  # (B, T, E)
+    flat = fake_quant_weight(rows.reshape(-1, rows.shape[-1]), chain[0].bits)  # (B*T, E): one scale a row
+    return flat.reshape(rows.shape)
 
 
 class HybridStudent(nn.Module):
