@@ -341,7 +341,7 @@ def _modules_reference_row(context, out, t_size, t_score, fresh: bool, log) -> d
     return row
 
 
-def run_baselines(context, out_dir, methods=None, steps: int = 200, fresh: bool = False, log=print) -> list[dict]:
+def run_baselines(context, out_dir, methods=None, steps: int = 400, fresh: bool = False, log=print) -> list[dict]:
     """Evaluate each method (resuming finished rows from `out_dir/rows/`), write the table; -> rows.
 
     A failed method's row says why and the others still run.

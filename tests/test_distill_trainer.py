@@ -97,6 +97,29 @@ def test_dev_picks_the_initial_weights_when_training_does_not_beat_them(tmp_path
     assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items())
 
 
+def test_initial_weights_stay_unless_training_beats_them_by_the_margin(tmp_path):
+    """One-standard-error rule: a better trained checkpoint replaces the step-0 weights only when
+    its dev score is more than `keep_initial_se` standard errors above theirs."""
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    labels = np.random.default_rng(0).integers(0, 2, size=len(y_train))
+    runs = {}
+    for margin in (0.0, 100.0):
+        student.load_state_dict(start)
+        recipe = DistillRecipe(steps=40, lr=1e-2, alpha=1.0, batch_size=16, eval_every=20, keep_initial_se=margin)
+        # fitting random labels, scored on the same rows (the random tiny teacher labels everything one class)
+        res = distill(student, recipe, train, labels, t_train, train, labels, "accuracy", progress=False)
+        runs[margin] = (res, {k: v.clone() for k, v in student.state_dict().items()})
+    plain, strict = runs[0.0][0], runs[100.0][0]
+    assert plain.best_step > 0 and plain.best_dev > plain.history[0]["dev"]  # training did beat step 0
+    assert not plain.kept_initial and [h["dev"] for h in plain.history] == [h["dev"] for h in strict.history]
+    assert strict.kept_initial and strict.best_step == 0 and strict.best_dev == strict.history[0]["dev"]
+    assert all(torch.equal(v, start[k]) for k, v in runs[100.0][1].items())
+    assert not all(torch.equal(v, start[k]) for k, v in runs[0.0][1].items())
+    with pytest.raises(Exception, match="keep_initial_se"):
+        DistillRecipe(keep_initial_se=-1).validate()
+
+
 def test_epoch_batches_are_disjoint_full_and_grouped_by_length():
     rng = np.random.default_rng(0)
     lengths = rng.integers(2, 40, size=200)

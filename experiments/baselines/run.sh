@@ -3,9 +3,9 @@
 # Usage: experiments/baselines/run.sh [STEPS]   (from the repository root, venv active)
 # Writes experiments/baselines/run/{table.md,table.csv,pareto.png,rows/*.json} and env.txt.
 set -euo pipefail
-STEPS=${1:-100}
+STEPS=${1:-400}
 export HYBRIDSEARCH_CACHE=${HYBRIDSEARCH_CACHE:-/tmp/hs-exp-cache}  # where the experiments' teacher lives
-OUT=experiments/baselines/run
+OUT=${OUT:-experiments/baselines/run}
 mkdir -p "$OUT"
 {
   echo "date: $(date -u +%FT%TZ)"

@@ -191,7 +191,8 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
                   teacher_model=teacher.model if recipe.needs_teacher_states() else None,
                   report=report, device=context.device, progress=context.progress)
     m.steps, m.train_s = res.steps_done, round(res.wall_s, 2)
-    m.extra.update({"train_rows": sources, "best_step": res.best_step, "history": res.history})
+    m.extra.update({"train_rows": sources, "best_step": res.best_step, "kept_initial": res.kept_initial,
+                    "history": res.history})
     if res.failure:
         m.failure = res.failure
         return student

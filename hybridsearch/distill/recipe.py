@@ -52,6 +52,7 @@ class DistillRecipe:
     max_length: int = 64
     group_by_length: bool = True  # batches of similar-length rows (less padding; ~2x faster on mr)
     eval_at_start: bool = True  # score dev before step 1 too: "dev picks" may keep the initial weights
+    keep_initial_se: float = 1.0  # ...and keeps them unless training beats their dev by > this many SEs
     seed: int = 0
 
     # -- JSON -----------------------------------------------------------------
@@ -114,8 +115,8 @@ class DistillRecipe:
             raise UserError(f"alpha (hard-label weight) must be in [0, 1], got {self.alpha}")
         if self.lr <= 0 or self.batch_size <= 0 or self.eval_every <= 0 or self.max_length <= 0:
             raise UserError("lr, batch_size, eval_every and max_length must be positive; fix the recipe")
-        if self.warmup < 0 or self.augment < 0 or self.transfer_limit < 0:
-            raise UserError("warmup, augment and transfer_limit must be >= 0; fix the recipe")
+        if self.warmup < 0 or self.augment < 0 or self.transfer_limit < 0 or self.keep_initial_se < 0:
+            raise UserError("warmup, augment, transfer_limit and keep_initial_se must be >= 0; fix the recipe")
         if isinstance(self.layer_map, str) and self.layer_map not in LAYER_MAPS:
             raise UserError(f"unknown layer_map {self.layer_map!r}; use one of {list(LAYER_MAPS)} or a list")
         if "kd_am" in self.losses and has_attention is False:

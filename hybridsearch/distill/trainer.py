@@ -1,6 +1,6 @@
 """Budgeted distillation of one student.
 
-`distill(...)` trains for `recipe.steps` optimizer steps: AdamW (weight decay on
+`distill(...)` trains for `recipe.steps` optimizer steps: AdamW (fused kernel; weight decay on
 matrices only), linear warm-up then linear decay to 0, gradient clipping, a seeded
 data order. The soft targets are the *cached* teacher logits; the teacher itself runs
 (per batch, no grad) only when a loss needs its hidden states or attention maps.
@@ -11,8 +11,11 @@ Every `eval_every` steps and at the end it scores dev and calls `report(step, de
 whatever `report` raises (a prune signal) propagates to the caller. With
 `recipe.eval_at_start` dev is also scored before step 1 (recorded as step 0, not
 reported): a student that starts at the teacher's function (quantized, pruned) keeps
-its initial weights when training does not beat them. The best-dev weights are
-restored at the end ("dev picks"). A NaN / inf loss stops the run
+its initial weights unless the best trained checkpoint beats their dev score by more
+than `recipe.keep_initial_se` standard errors of it (the one-standard-error rule: a
+600-row dev set cannot tell a 0.5-point gain from noise, and picking on noise moved
+the 8-bit row's test score by 1.5 points between two numerically equivalent runs).
+Otherwise the best-dev weights are restored at the end ("dev picks"). A NaN / inf loss stops the run
 with `TrainResult.failure` set, never an exception.
 """
 
@@ -38,6 +41,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # {"step", "loss", "dev"}
     failure: str | None = None
     wall_s: float = 0.0
+    kept_initial: bool = False  # a better trained checkpoint existed, within keep_initial_se of step 0
 
 
 def encode_rows(tokenizer, texts, text_pairs=None, max_length=64, batch_size=4096) -> dict:
@@ -187,16 +191,19 @@ def distill(
     scheduler = _schedule(optimizer, recipe)
     result = TrainResult()
     best_state = None
+    initial = None  # (dev, se, weights) at step 0, for the one-standard-error rule
     dev_labels = np.asarray(dev_labels)
 
     def evaluate_dev(step: int, loss_value: float | None, send: bool = True):
-        nonlocal best_state
+        nonlocal best_state, initial
         preds = predict(student, dev_enc, device=device).argmax(-1)
-        dev = float(score(metric, preds, dev_labels)[0])
+        dev, se = (float(v) for v in score(metric, preds, dev_labels))
         result.history.append({"step": step, "loss": loss_value, "dev": dev})
         if result.best_dev is None or dev > result.best_dev:
             result.best_dev, result.best_step = dev, step
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in student.state_dict().items()})
+            if step == 0 and not result.steps_done:
+                initial = (dev, se, best_state)
         if report is not None and send:
             report(step, dev)  # may raise a prune signal: let it through
 
@@ -244,6 +251,10 @@ def distill(
             _set_attention(teacher_model, restore_attn)  # the teacher is timed later in its usual form
     if result.failure is None and best_state is None:
         evaluate_dev(result.steps_done, None)
+    if (result.failure is None and initial is not None and result.best_step
+            and result.best_dev - initial[0] <= recipe.keep_initial_se * initial[1]):
+        result.kept_initial = True  # training did not beat the initial weights by more than the margin
+        result.best_dev, result.best_step, best_state = initial[0], 0, initial[2]
     if best_state is not None:
         student.load_state_dict(best_state)
     if result.failure is None and result.best_dev is not None and not math.isfinite(result.best_dev):
