@@ -21,6 +21,7 @@ from hybridsearch.errors import UserError
 from hybridsearch.students.arch import StudentArch
 from hybridsearch.students.blocks import BlockContext, block_from_spec
 from hybridsearch.students.blocks.base import tracing
+from hybridsearch.students.quant import fake_quant_weight, is_fake_quant
 
 
 @dataclass
@@ -69,8 +70,6 @@ def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     (QAT), quantize the looked-up rows instead of the whole table: scales are per row, so the
     values and the straight-through gradient are the same, at a fraction of the cost (the word
     table is about half of a MiniLM teacher)."""
-    from hybridsearch.students.quant import fake_quant_weight, is_fake_quant
-
     plist = getattr(table, "parametrizations", None)
     chain = plist["weight"] if plist is not None and "weight" in plist else None
     if chain is None or len(chain) != 1 or not is_fake_quant(chain[0]) or tracing():
