@@ -102,12 +102,84 @@ def test_shipped_spaces_freeze_to_valid_students(name):
         assert len(space.seeds) >= 5
 
 
-def test_hybrid_space_reaches_teacher_depth_with_a_fixed_transfer_subset():
+def test_hybrid_space_is_one_slot_per_teacher_layer_seeded_by_two_survey_baselines():
     from hybridsearch.search.freeze import FreezeBase
 
     space = load_space("hybrid")
-    assert space.max_depth == 6  # depth 6: student layer i starts from teacher layer i, `skip` drops it
-    seed = next(s["sample"] for s in space.seeds if s["name"] == "six-layer-half-int8")
-    arch, recipe = space.freeze(seed, FreezeBase(vocab_size=1000, num_labels=2))
-    assert [layer.heads for layer in arch.layers] == [6] * 6 and arch.layers[0].act_bits == 8
-    assert recipe.transfer and recipe.transfer_limit == 4000 and recipe.steps == 150
+    assert space.max_depth == 6 and "depth" not in space.labels()  # every slot's block is asked in every trial
+    seeds = {s["name"]: s["sample"] for s in space.seeds}
+    assert set(seeds) == {"dq8", "kd-eo"}
+    base = FreezeBase(vocab_size=1000, num_labels=2, teacher_layers=6)
+    arch, recipe = space.freeze(seeds["dq8"], base)
+    assert [(layer.heads, layer.weight_bits, layer.act_bits) for layer in arch.layers] == [(12, 8, 8)] * 6
+    assert recipe.transfer and recipe.transfer_limit == 4000 and recipe.layer_map == "uniform"
+    arch, recipe = space.freeze(seeds["kd-eo"], base)
+    assert [layer.block for layer in arch.layers] == ["skip", "transformer"] * 3
+    assert recipe.losses == ["kd_ol", "kd_eo"] and recipe.layer_map == [-1, 2, -1, 4, -1, 6]
+
+
+FIXED_DEPTH = """
+depth: 6
+arch: {hidden: 384, act_bits: 8, weight_bits: [32, 8]}
+layer:
+  block: [transformer, skip]
+  heads: {value: 12, when: {block: transformer}}
+  head_size: {value: 32, when: {block: transformer}}
+  ffn: {value: 1536, when: {block: transformer}}
+recipe: {losses: kd_ol+kd_eo, steps: 100, eval_every: 50, steps_scale: 3}
+"""
+
+
+def _fixed_depth_sample(blocks, bits=8):
+    sample = {"arch.weight_bits": bits}
+    sample.update({f"layer_{i}.block": b for i, b in enumerate(blocks)})
+    return sample
+
+
+def test_skip_layers_get_no_kd_eo_pair_and_the_others_their_init_layer():
+    from hybridsearch.distill.recipe import resolve_layer_map
+    from hybridsearch.search.freeze import FreezeBase
+
+    space = parse_space(yaml.safe_load(FIXED_DEPTH), "fixed.yaml")
+    blocks = ["skip", "transformer", "skip", "transformer", "skip", "transformer"]
+    arch, recipe = space.freeze(_fixed_depth_sample(blocks), FreezeBase(vocab_size=1000, teacher_layers=6))
+    assert recipe.layer_map == [-1, 2, -1, 4, -1, 6]
+    assert resolve_layer_map(recipe.layer_map, 6, 6) == [(2, 2), (4, 4), (6, 6)]
+    assert [layer.weight_bits for layer in arch.layers if layer.block != "skip"] == [8, 8, 8]  # arch-wide bits
+    _, plain = space.freeze(_fixed_depth_sample(["transformer"] * 6, bits=32), FreezeBase(vocab_size=1000))
+    assert plain.layer_map == "uniform"
+
+
+def test_steps_scale_gives_cheaper_students_more_steps_up_to_the_cap():
+    from hybridsearch.measure.flops import model_flops
+    from hybridsearch.search.freeze import FreezeBase
+
+    space = parse_space(yaml.safe_load(FIXED_DEPTH), "fixed.yaml")
+    full, _ = space.freeze(_fixed_depth_sample(["transformer"] * 6), FreezeBase(vocab_size=1000))
+    base = FreezeBase(vocab_size=1000, teacher_layers=6, teacher_flops=model_flops(full, 64, 1))
+    steps = {}
+    for kept in (6, 3, 1):
+        blocks = ["transformer"] * kept + ["skip"] * (6 - kept)
+        _, recipe = space.freeze(_fixed_depth_sample(blocks), base)
+        steps[kept] = (recipe.steps, recipe.eval_every)
+    assert steps[6] == (100, 50)  # the teacher's cost: the space's budget
+    assert 180 <= steps[3][0] <= 200 and steps[3][1] == round(50 * steps[3][0] / 100)  # about 2x
+    assert steps[1] == (300, 150)  # capped at steps_scale
+    _, override = space.freeze(_fixed_depth_sample(["transformer"] * 3 + ["skip"] * 3), base, steps=10)
+    assert 18 <= override.steps <= 20  # --steps replaces the base budget; the scaling still applies
+    _, unscaled = space.freeze(_fixed_depth_sample(["transformer"] + ["skip"] * 5), FreezeBase(vocab_size=1000))
+    assert unscaled.steps == 100  # no teacher cost known: no scaling
+
+
+def test_steps_power_gives_students_far_from_the_teacher_a_longer_budget():
+    from hybridsearch.measure.flops import model_flops
+    from hybridsearch.search.freeze import FreezeBase
+
+    text = FIXED_DEPTH.replace("steps_scale: 3}", "steps_scale: 9, steps_power: 2}")
+    space = parse_space(yaml.safe_load(text), "fixed.yaml")
+    full, _ = space.freeze(_fixed_depth_sample(["transformer"] * 6), FreezeBase(vocab_size=1000))
+    base = FreezeBase(vocab_size=1000, teacher_layers=6, teacher_flops=model_flops(full, 64, 1))
+    half, _ = space.freeze(_fixed_depth_sample(["transformer"] * 3 + ["skip"] * 3), FreezeBase(vocab_size=1000))
+    k = base.teacher_flops / model_flops(half, 64, 1)
+    _, recipe = space.freeze(_fixed_depth_sample(["transformer"] * 3 + ["skip"] * 3), base)
+    assert recipe.steps == round(100 * k * k) and 1.8 < k < 2.2

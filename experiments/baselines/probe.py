@@ -6,7 +6,7 @@
 
 Each --probe distils the method's student once (task, teacher and logits loaded once for all):
 `steps=N` sets the budget (eval every N/2 as in the table), `layers=I,J` copies the student's
-layers from those teacher layers, `arch.FIELD=VALUE` changes the student (e.g. `arch.dropout=0`),
+layers from those teacher layers, `bits=8` quantizes every layer and the embedding (QAT), `arch.FIELD=VALUE` changes the student (e.g. `arch.dropout=0`),
 any other FIELD=VALUE changes the recipe (values parsed as JSON where they can be: false, 3e-4). No latency is measured. Prints one JSON line per probe (dev,
 test, McNemar p vs the teacher, dev history) and appends it to --out. Choose on dev only.
 """
@@ -58,6 +58,10 @@ def main() -> None:
         arch = copy.deepcopy(b.arch)
         if layers:
             arch.layers = [replace(arch.layers[0], teacher_layer=int(t)) for t in layers.split(",")]
+        bits = changes.pop("bits", None)  # bits=8: int8 weights and activations everywhere (DQ on top)
+        if bits:
+            arch.layers = [replace(layer, weight_bits=int(bits), act_bits=int(bits)) for layer in arch.layers]
+            arch.embedding.weight_bits = int(bits)
         for key in [k for k in changes if k.startswith("arch.")]:
             setattr(arch, key[len("arch."):], _value(changes.pop(key)))
         recipe = replace(b.recipe, **{k: _value(v) for k, v in changes.items()})

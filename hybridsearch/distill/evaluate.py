@@ -80,6 +80,7 @@ class EvalContext:
     run_test: bool = True
     progress: bool = True
     measure_speed: bool = True
+    store_teacher_states: bool = True  # KD-EO / emb losses read stored teacher states (no teacher forward per step)
     last_student: Any = field(default=None, repr=False)  # the last trained student (for callers that save it)
     _memo: dict = field(default_factory=dict, repr=False)
 
@@ -109,6 +110,20 @@ class EvalContext:
                                           device=self.device)
                 enc = encode_rows(self.teacher.tokenizer, data.texts, data.text_pairs, recipe.max_length)
                 self._memo[key] = (enc, data.labels, data.logits, data.sources)
+        return self._memo[key]
+
+    def teacher_states(self, recipe: DistillRecipe):
+        """Stored teacher hidden states of `train_rows(recipe)` (`distill.teacher_states`), or None
+        when the recipe needs none, needs attention maps (KD-AM), or storing is switched off."""
+        if not (self.store_teacher_states and recipe.needs_teacher_states() and "kd_am" not in recipe.losses):
+            return None
+        from hybridsearch.distill.teacher_states import teacher_states
+
+        enc = self.train_rows(recipe)[0]
+        key = ("states", id(enc))
+        if key not in self._memo:
+            self._memo[key] = teacher_states(self.teacher.model, self.teacher.fingerprint, enc, self.cache_dir,
+                                             device=self.device, verbose=self.progress)
         return self._memo[key]
 
     def teacher_preds(self, split: str) -> np.ndarray:
@@ -189,7 +204,8 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
     dev_labels = context.task.labels("dev")
     res = distill(student, recipe, enc, labels, logits, dev_enc, dev_labels, spec.metric,
                   teacher_model=teacher.model if recipe.needs_teacher_states() else None,
-                  report=report, device=context.device, progress=context.progress)
+                  report=report, device=context.device, progress=context.progress,
+                  teacher_states=context.teacher_states(recipe))
     m.steps, m.train_s = res.steps_done, round(res.wall_s, 2)
     m.extra.update({"train_rows": sources, "best_step": res.best_step, "kept_initial": res.kept_initial,
                     "history": res.history})

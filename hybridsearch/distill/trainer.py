@@ -3,7 +3,9 @@
 `distill(...)` trains for `recipe.steps` optimizer steps: AdamW (fused kernel; weight decay on
 matrices only), linear warm-up then linear decay to 0, gradient clipping, a seeded
 data order. The soft targets are the *cached* teacher logits; the teacher itself runs
-(per batch, no grad) only when a loss needs its hidden states or attention maps.
+(per batch, no grad) only when a loss needs its hidden states or attention maps, and
+not even then when `teacher_states` (`distill.teacher_states`, the hidden states of
+every training row computed once) is given and no loss needs attention maps.
 Batches are drawn epoch by epoch in a seeded order; with `recipe.group_by_length`
 each batch holds rows of similar length (HF Trainer's group_by_length idea), so a
 batch is padded to its own longest row, not the task's: about half the tokens on mr.
@@ -155,6 +157,7 @@ def distill(
     report=None,
     device="cpu",
     progress: bool = True,
+    teacher_states=None,
 ) -> TrainResult:
     """Distil `student` in place for `recipe.steps` steps; see the module docstring."""
     from tqdm.auto import tqdm
@@ -171,14 +174,18 @@ def distill(
     if n == 0:
         return TrainResult(failure="no training rows", wall_s=time.perf_counter() - t0)
     want_states, want_att = recipe.needs_teacher_states(), "kd_am" in recipe.losses
-    if want_states and teacher_model is None:
+    stored = teacher_states if want_states and not want_att else None  # no teacher forward per step
+    if want_states and teacher_model is None and stored is None:
         raise ValueError("recipe needs teacher hidden states / attention but no teacher model was given")
     widths, has_att = _student_widths(student, _slice(train_enc, torch.arange(min(2, n)), device), want_att)
     if want_att and not has_att:
         return TrainResult(failure="kd_am needs attention maps but the student returned none",
                            wall_s=time.perf_counter() - t0)
     restore_attn = None
-    if want_states:
+    if stored is not None:
+        loss_fn = DistillLoss(recipe, widths, stored.hidden_size, stored.num_hidden_layers).to(device)
+        stored_layers = sorted({t for _, t in loss_fn.pairs} | ({0} if "emb" in recipe.losses else set()))
+    elif want_states:
         teacher_model.to(device).eval()
         if want_att:
             restore_attn = getattr(teacher_model.config, "_attn_implementation", None)
@@ -221,7 +228,9 @@ def distill(
             mask = batch.get("attention_mask")
             out = student(**batch, output_hidden_states=want_states, output_attentions=want_att)
             t_out = None
-            if want_states:
+            if stored is not None:
+                t_out = stored.outputs(idx, batch["input_ids"].shape[1], device, layers=stored_layers)
+            elif want_states:
                 with torch.no_grad():
                     t_out = teacher_model(**batch, output_hidden_states=True, output_attentions=want_att)
             loss, parts = loss_fn(out, logits_t[idx].to(device), labels_t[idx].to(device), t_out, mask)

@@ -21,6 +21,16 @@ def sample_key(sample: dict) -> str:
     return hashlib.sha256(json.dumps(sample, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def _teacher_flops(config) -> int | None:
+    """One teacher forward at (1, 64), analytic (None when the config cannot be counted)."""
+    from hybridsearch.measure.flops import model_flops
+
+    try:
+        return int(model_flops(config, 64, 1))
+    except Exception:  # noqa: BLE001 - no compute scaling then
+        return None
+
+
 class DistillObjective(Objective):
     def __init__(self, space_path: str, task_args: dict, teacher_source: str, cache_dir=None, device: str = "cpu",
                  shape=(1, 64), threads: int | None = None, repeats: int = 30, steps: int | None = None,
@@ -67,6 +77,7 @@ class DistillObjective(Objective):
             max_positions=cfg.max_position_embeddings, type_vocab=getattr(cfg, "type_vocab_size", 2),
             unk_id=tok.unk_token_id if tok.unk_token_id is not None else 0, pad_id=tok.pad_token_id or 0,
             task_tokens=kept_vocabulary(tok, list(task.splits["train"]["text"])),
+            teacher_layers=cfg.num_hidden_layers, teacher_flops=_teacher_flops(cfg),
         )
         if self.latency_table:
             from hybridsearch.measure.latency_model import get_table
@@ -76,11 +87,7 @@ class DistillObjective(Objective):
                                     self.cache_dir, table_path=path, dtype=self.dtype)[0]
 
     def freeze(self, sample: dict):
-        arch, recipe = self._space.freeze(sample, self._base)
-        if self.steps:
-            recipe.steps = int(self.steps)
-            recipe.eval_every = max(1, min(recipe.eval_every, recipe.steps // 3 or 1))
-        return arch, recipe
+        return self._space.freeze(sample, self._base, steps=self.steps)
 
     def reference(self) -> dict:
         """The teacher's own metrics (dev / test score, latency, size) as a plain dict."""

@@ -25,6 +25,8 @@ class FreezeBase:
     unk_id: int = 100
     pad_id: int = 0
     task_tokens: list[int] | None = field(default=None, repr=False)
+    teacher_layers: int | None = None  # the teacher's depth (None: the student's own)
+    teacher_flops: int | None = None  # one teacher forward at (1, 64) (for `steps_scale`; None: no scaling)
 
 
 def to_arch(spec: dict, base: FreezeBase | None = None):
@@ -41,16 +43,16 @@ def to_arch(spec: dict, base: FreezeBase | None = None):
         pad_id=base.pad_id, max_positions=base.max_positions, type_vocab=base.type_vocab,
         weight_bits=int(emb.get("weight_bits", 32)),
     )
-    act_bits = int(arch.get("act_bits", 32))
+    act_bits, weight_bits = int(arch.get("act_bits", 32)), int(arch.get("weight_bits", 32))
     layers = []
     for values in spec["layers"]:
         block = values["block"]
         layer = LayerSpec(block=block)
         if block != "skip":
             layer.hidden = values.get("hidden")
-            layer.weight_bits = int(values.get("weight_bits", 32))
+            layer.weight_bits = int(values.get("weight_bits", weight_bits))
             layer.act_bits = int(values.get("act_bits", act_bits))
-            layer.sparsity = float(values.get("sparsity", 0.0))
+            layer.sparsity = float(values.get("sparsity", arch.get("sparsity", 0.0)))
             layer.ffn = values.get("ffn")
         if block == "transformer":
             layer.heads, layer.head_size = values.get("heads"), values.get("head_size")
@@ -69,16 +71,54 @@ def to_arch(spec: dict, base: FreezeBase | None = None):
     )
 
 
-def to_recipe(spec: dict):
+def skip_aware_layer_map(blocks: list[str], teacher_layers: int) -> list[int]:
+    """KD-EO / KD-AM layer map of a student with `skip` layers: each other layer i (0-based) of L
+    is paired with teacher layer round((i + 1) * L_t / L) (1-based, the layer its weights start
+    from: `students.init.teacher_layer_for`), a skip layer with none (-1). A skip layer repeats
+    its input, so pairing it would pull the layer below towards the wrong teacher layer."""
+    from hybridsearch.students.init import teacher_layer_for
+
+    n = len(blocks)
+    return [-1 if b == "skip" else teacher_layer_for(i, n, teacher_layers, None) + 1 for i, b in enumerate(blocks)]
+
+
+def to_recipe(spec: dict, base: FreezeBase | None = None):
     """spec from `SearchSpace.resolve` -> DistillRecipe (not yet validated)."""
     from hybridsearch.distill.recipe import DistillRecipe
 
     values = dict(spec["recipe"])
+    blocks = [layer["block"] for layer in spec["layers"]]
+    if "skip" in blocks and values.get("layer_map", "uniform") == "uniform":
+        values["layer_map"] = skip_aware_layer_map(blocks, (base and base.teacher_layers) or len(blocks))
     if "losses" in values:
         values["losses"] = [x for x in str(values["losses"]).split("+") if x]
         if not any(layer["block"] == "transformer" for layer in spec["layers"]):
             values["losses"] = [x for x in values["losses"] if x != "kd_am"] or ["kd_ol"]
+    values.pop("steps_scale", None)  # applied by `scale_steps`, not recipe fields
+    values.pop("steps_power", None)
     weights = {name: float(values.pop(f"weight_{name}")) for name in LOSS_NAMES if f"weight_{name}" in values}
     if weights:
         values["weights"] = weights
     return DistillRecipe.from_dict(values)
+
+
+def scale_steps(recipe, arch, base: FreezeBase | None, max_scale: float, power: float = 1.0):
+    """Per-trial budgets by cost: a student whose forward pass costs 1/k of the teacher's (analytic
+    FLOPs at (1, 64)) trains min(k ** power, max_scale) times the recipe's steps (>= 1x), with its
+    dev evaluations at the same fractions of the run. power 1 = equal training compute per trial;
+    power 2 also gives a student further from the teacher the longer recovery it needs (measured
+    on mr: a student that keeps every teacher layer is done in ~0 steps, one with half of them
+    needs ~800). The recipe is changed in place and returned; without `base.teacher_flops` or with
+    max_scale <= 1 it is unchanged."""
+    if max_scale <= 1 or base is None or not base.teacher_flops:
+        return recipe
+    from hybridsearch.measure.flops import model_flops
+
+    try:
+        student = model_flops(arch, 64, 1)
+    except Exception:  # noqa: BLE001 - an arch FLOPs cannot count keeps its budget (evaluate reports why)
+        return recipe
+    factor = min(float(max_scale), max(1.0, base.teacher_flops / max(student, 1)) ** float(power))
+    recipe.eval_every = max(1, round(recipe.eval_every * factor))
+    recipe.steps = max(1, round(recipe.steps * factor))
+    return recipe

@@ -117,7 +117,8 @@ def _engine_kwargs(url: str) -> dict:
 
 def make_sampler(settings: SearchSettings):
     """With budgets, NSGA-II / TPE get `constraints_func` reading the trial's user attr `constraints`
-    (<= 0 feasible; every backend writes that attr). Independent TPE: conditional spaces."""
+    (<= 0 feasible; every backend writes that attr). Independent TPE: conditional spaces.
+    "nsga2" is `search.sampler.GroupedNSGAIISampler` (seeds are parents; crossover by label group)."""
     import optuna
 
     cf = _constraints if settings.has_budget else None
@@ -128,8 +129,10 @@ def make_sampler(settings: SearchSettings):
         startup = min(10, max(3, settings.trials // 4))
         return optuna.samplers.TPESampler(seed=settings.seed, n_startup_trials=startup, multivariate=False,
                                           constraints_func=cf)
-    pop = min(50, max(4, settings.trials // 3))
-    return optuna.samplers.NSGAIISampler(seed=settings.seed, population_size=pop, constraints_func=cf)
+    from hybridsearch.search.sampler import GroupedNSGAIISampler
+
+    pop = min(50, max(3, settings.trials // 4))  # 12 trials: 4 generations of 3 (seeds in the first)
+    return GroupedNSGAIISampler(seed=settings.seed, population_size=pop, constraints_func=cf)
 
 
 def _constraints(trial) -> list[float]:

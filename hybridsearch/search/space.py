@@ -4,12 +4,15 @@ A space file has these top-level keys (all optional except `layer`):
 
     name, description
     depth:      choices for the number of student layers        -> label "depth"
-    arch:       {hidden, sharing, act_bits, ...}                -> labels "arch.<key>"
+    arch:       {hidden, sharing, act_bits, weight_bits, sparsity, ...} -> labels "arch.<key>"
+                (act_bits / weight_bits / sparsity: every layer's, unless its template chooses its own)
     emb:        {size, vocab (full|task), weight_bits}                       -> labels "emb.<key>"
     layer:      per-layer template {block, heads, head_size, ffn, kernel, lstm,
                 weight_bits, sparsity}; a key may say `when: {block: [...]}`
                                                                 -> labels "layer_<i>.<key>"
     recipe:     {losses, temperature, alpha, steps, lr, ...}    -> labels "recipe.<key>"
+                (steps_scale: S > 1 gives a student k times cheaper than the teacher min(k ** P, S)
+                times the steps, P = steps_power (default 1: equal compute), `freeze.scale_steps`)
     seeds:      [{name, sample: {label: value}}]  known-good points (enqueued first)
 
 A value is either fixed (a scalar: not sampled), a list of choices, or a mapping
@@ -34,7 +37,7 @@ BLOCKS = ("transformer", "cnn", "bilstm", "skip")
 LOSS_NAMES = ("kd_ol", "kd_eo", "kd_am", "emb")
 # key -> (python type, description); the schema every space file is checked against
 SHARING = ("none", "all")
-ARCH_KEYS = {"hidden": int, "sharing": str, "act_bits": int, "pooling": str}
+ARCH_KEYS = {"hidden": int, "sharing": str, "act_bits": int, "weight_bits": int, "sparsity": float, "pooling": str}
 EMB_KEYS = {"size": int, "vocab": str, "weight_bits": int}
 LAYER_KEYS = {
     "block": str, "hidden": int, "heads": int, "head_size": int, "ffn": int, "kernel": int,
@@ -46,7 +49,7 @@ RECIPE_KEYS = {
     "weight_kd_am": float, "weight_emb": float, "layer_map": str, "steps": int, "lr": float,
     "batch_size": int, "warmup": float, "weight_decay": float, "eval_every": int, "transfer": bool,
     "transfer_limit": int,
-    "augment": int, "max_length": int, "seed": int,
+    "augment": int, "max_length": int, "seed": int, "steps_scale": float, "steps_power": float,
 }
 ENUMS = {"vocab": ("full", "task"), "block": BLOCKS, "sharing": SHARING, "pooling": ("cls", "mean", "max"), "layer_map": ("uniform", "last_k")}
 GROUPS = {"arch": ARCH_KEYS, "emb": EMB_KEYS, "layer": LAYER_KEYS, "recipe": RECIPE_KEYS}
@@ -213,12 +216,18 @@ class SearchSpace:
             raise UserError(f"{where}: label(s) {', '.join(extra)} are not active in space {self.path}; remove them")
         return {"depth": depth, "arch": arch, "emb": emb, "layers": layers, "recipe": recipe}
 
-    def freeze(self, sample: dict, base=None):
-        """sample -> (StudentArch, DistillRecipe); `base` (a FreezeBase) gives vocab and labels."""
-        from hybridsearch.search.freeze import to_arch, to_recipe
+    def freeze(self, sample: dict, base=None, steps: int | None = None):
+        """sample -> (StudentArch, DistillRecipe); `base` (a FreezeBase) gives vocab, labels and the
+        teacher's cost; `steps` replaces the space's `recipe.steps` (before compute scaling)."""
+        from hybridsearch.search.freeze import scale_steps, to_arch, to_recipe
 
         spec = self.resolve(sample)
-        return to_arch(spec, base), to_recipe(spec)
+        arch, recipe = to_arch(spec, base), to_recipe(spec, base)
+        if steps:
+            recipe.steps = int(steps)
+            recipe.eval_every = max(1, min(recipe.eval_every, recipe.steps // 3 or 1))
+        return arch, scale_steps(recipe, arch, base, float(spec["recipe"].get("steps_scale", 1.0)),
+                                 float(spec["recipe"].get("steps_power", 1.0)))
 
 
 class _Picker:

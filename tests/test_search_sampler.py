@@ -1,0 +1,74 @@
+"""GroupedNSGAIISampler: seeds join the first generation and children take label groups whole."""
+
+from __future__ import annotations
+
+import optuna
+import yaml
+
+from hybridsearch.search.sampler import GENERATION_KEY, GroupedNSGAIISampler, label_group
+from hybridsearch.search.space import parse_space
+
+SPACE = """
+depth: 3
+arch: {weight_bits: [32, 8], sparsity: [0.0, 0.5]}
+layer:
+  block: [transformer, cnn, skip]
+  heads: {choices: [4, 8], when: {block: transformer}}
+  kernel: {choices: [3, 5], when: {block: cnn}}
+recipe: {lr: [1.0e-4, 3.0e-4], temperature: [1.0, 2.0]}
+seeds:
+  - name: a
+    sample: {arch.weight_bits: 8, arch.sparsity: 0.0, layer_0.block: transformer, layer_0.heads: 8,
+             layer_1.block: transformer, layer_1.heads: 8, layer_2.block: transformer, layer_2.heads: 8,
+             recipe.lr: 1.0e-4, recipe.temperature: 2.0}
+  - name: b
+    sample: {arch.weight_bits: 32, arch.sparsity: 0.5, layer_0.block: skip, layer_1.block: cnn, layer_1.kernel: 5,
+             layer_2.block: transformer, layer_2.heads: 4, recipe.lr: 3.0e-4, recipe.temperature: 1.0}
+"""
+
+
+def _groups(params: dict) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for k, v in params.items():
+        out.setdefault(label_group(k), {})[k] = v
+    return out
+
+
+def test_label_groups():
+    assert label_group("layer_3.heads") == label_group("depth") == label_group("recipe.lr") == "layers"
+    assert label_group("arch.act_bits") == "arch" and label_group("emb.size") == "emb"
+
+
+def test_seeds_are_parents_and_children_take_each_group_whole_from_a_parent():
+    space = parse_space(yaml.safe_load(SPACE), "s.yaml")
+    sampler = GroupedNSGAIISampler(seed=0, population_size=2, mutation_prob=0.0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    for s in space.seeds:
+        study.enqueue_trial(s["sample"], user_attrs={"seeded": True})
+    for i in range(10):
+        trial = study.ask()
+        sample = space.sample(trial)
+        study.tell(trial, (float(sample["arch.weight_bits"] == 8) + i * 1e-3, float(sample["arch.sparsity"] == 0.0)))
+    trials = study.get_trials()
+    assert [t.system_attrs.get(GENERATION_KEY) for t in trials[:2]] == [0, 0]  # the seeds are generation 0
+    seeds = [_groups(t.params) for t in trials[:2]]
+    children = [t for t in trials if t.system_attrs.get(GENERATION_KEY) == 1]
+    assert len(children) == 2
+    for child in children:  # generation 1's only parents are the two seeds
+        for group, labels in _groups(child.params).items():
+            assert labels in (seeds[0].get(group), seeds[1].get(group)), (group, labels)
+    mixed = [t for t in trials[2:] if _groups(t.params) not in seeds]
+    assert mixed  # some child combined the seeds' groups
+
+
+def test_a_mutated_block_draws_its_own_options():
+    space = parse_space(yaml.safe_load(SPACE), "s.yaml")
+    sampler = GroupedNSGAIISampler(seed=3, population_size=2, mutation_prob=1.0)  # every label re-drawn
+    study = optuna.create_study(directions=["maximize"], sampler=sampler)
+    for s in space.seeds:
+        study.enqueue_trial(s["sample"])
+    for _ in range(8):
+        trial = study.ask()
+        sample = space.sample(trial)
+        space.resolve(sample)  # a valid sample: the active labels of its own blocks, no others
+        study.tell(trial, 1.0)
