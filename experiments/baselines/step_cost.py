@@ -1,16 +1,20 @@
 """Seconds per distillation step of baseline rows, without evaluations or fixed costs.
 
     python experiments/baselines/step_cost.py --steps 30 --methods dq8,emc-vocab [--profile]
+        [--live-teacher] [--bits 8] [--dropout 0]
 
 For each method: distil the table's student for N and for 2N steps (no dev evaluations in
 between) and print (t(2N) - t(N)) / N, so set-up, the final dev pass and import costs cancel.
 `--profile` prints torch.profiler's top operators of the 2N-step run. Uses the cached
-fine-tuned teacher (HYBRIDSEARCH_CACHE); run it on a quiet machine.
+fine-tuned teacher (HYBRIDSEARCH_CACHE); run it on a quiet machine. KD-EO rows read the stored
+teacher hidden states (`distill.teacher_states`, as `evaluate` does) unless `--live-teacher`;
+`--bits 8` quantizes every layer and the embedding (QAT), `--dropout P` sets the student's dropout.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 from dataclasses import replace
 
@@ -20,6 +24,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--methods", default="dq8,emc-vocab")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--live-teacher", action="store_true", help="run the teacher every step (no stored states)")
+    p.add_argument("--bits", type=int, default=None)
+    p.add_argument("--dropout", type=float, default=None)
     args = p.parse_args()
 
     from hybridsearch.baselines import baseline_specs
@@ -33,19 +40,26 @@ def main() -> None:
     task = load_task("mr")
     teacher = ensure_teacher(task)
     ctx = EvalContext(task=task, teacher=teacher, logits=teacher_logits(teacher, task), measure_speed=False,
-                      progress=False)
+                      progress=False, store_teacher_states=not args.live_teacher)
     specs = {b.name: b for b in baseline_specs(teacher.model.config, task, args.steps, teacher.tokenizer,
                                                load_transfer_texts(task, None))}
     for method in args.methods.split(","):
         b, wall = specs[method], {}
+        arch = copy.deepcopy(b.arch)
+        if args.bits:
+            arch.layers = [replace(x, weight_bits=args.bits, act_bits=args.bits) for x in arch.layers]
+            arch.embedding.weight_bits = args.bits
+        if args.dropout is not None:
+            arch.dropout = args.dropout
         for steps in (args.steps, 2 * args.steps):
             recipe = replace(b.recipe, steps=steps, eval_every=10**9, eval_at_start=False)
             enc, labels, logits, _ = ctx.train_rows(recipe)
-            student = prepare(init_from_teacher(b.arch, teacher.model, batch=_importance_batch(ctx, recipe)))
+            student = prepare(init_from_teacher(arch, teacher.model, batch=_importance_batch(ctx, recipe)))
             call = dict(student=student, recipe=recipe, train_enc=enc, train_labels=labels, train_logits=logits,
                         dev_enc=ctx.encoded("dev", recipe.max_length), dev_labels=task.labels("dev"),
                         metric=task.spec.metric, progress=False,
-                        teacher_model=teacher.model if recipe.needs_teacher_states() else None)
+                        teacher_model=teacher.model if recipe.needs_teacher_states() else None,
+                        teacher_states=ctx.teacher_states(recipe))
             start = time.perf_counter()
             if args.profile and steps > args.steps:
                 from torch.profiler import ProfilerActivity, profile

@@ -68,6 +68,7 @@ def to_arch(spec: dict, base: FreezeBase | None = None):
         embedding=embedding, hidden=int(arch.get("hidden", 384)), layers=layers, share_groups=share,
         pooling=arch.get("pooling", "cls"), num_labels=base.num_labels,
         id2label=dict(base.id2label) if base.id2label else None,
+        **({"dropout": float(arch["dropout"]), "attn_dropout": float(arch["dropout"])} if "dropout" in arch else {}),
     )
 
 

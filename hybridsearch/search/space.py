@@ -5,7 +5,8 @@ A space file has these top-level keys (all optional except `layer`):
     name, description
     depth:      choices for the number of student layers        -> label "depth"
     arch:       {hidden, sharing, act_bits, weight_bits, sparsity, ...} -> labels "arch.<key>"
-                (act_bits / weight_bits / sparsity: every layer's, unless its template chooses its own)
+                (act_bits / weight_bits / sparsity: every layer's, unless its template chooses its own;
+                dropout: hidden and attention dropout while distilling, default 0.1)
     emb:        {size, vocab (full|task), weight_bits}                       -> labels "emb.<key>"
     layer:      per-layer template {block, heads, head_size, ffn, kernel, lstm,
                 weight_bits, sparsity}; a key may say `when: {block: [...]}`
@@ -37,7 +38,8 @@ BLOCKS = ("transformer", "cnn", "bilstm", "skip")
 LOSS_NAMES = ("kd_ol", "kd_eo", "kd_am", "emb")
 # key -> (python type, description); the schema every space file is checked against
 SHARING = ("none", "all")
-ARCH_KEYS = {"hidden": int, "sharing": str, "act_bits": int, "weight_bits": int, "sparsity": float, "pooling": str}
+ARCH_KEYS = {"hidden": int, "sharing": str, "act_bits": int, "weight_bits": int, "sparsity": float, "pooling": str,
+             "dropout": float}
 EMB_KEYS = {"size": int, "vocab": str, "weight_bits": int}
 LAYER_KEYS = {
     "block": str, "hidden": int, "heads": int, "head_size": int, "ffn": int, "kernel": int,
