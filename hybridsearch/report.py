@@ -31,8 +31,16 @@ def _baselines(baselines_dir) -> list[dict]:
     return out
 
 
+def _depth(params: dict) -> int:
+    """The sample's `depth` label, or (a space with a fixed depth) the number of layer slots it names."""
+    if params.get("depth"):
+        return int(params["depth"])
+    slots = [int(k.split(".", 1)[0][len("layer_"):]) for k in params if k.startswith("layer_")]
+    return max(slots) + 1 if slots else 0
+
+
 def _layers(params: dict) -> list[str]:
-    depth = int(params.get("depth", 0) or 0)
+    depth = _depth(params)
     return [params.get(f"layer_{i}.block", params.get("layer_0.block", "transformer")) for i in range(depth)]
 
 
@@ -53,7 +61,7 @@ def _layer_label(params: dict, i: int) -> str:
 
 def describe(params: dict) -> str:
     """One line for a sample: layers bottom-up, then the other choices ("attn 4h | conv k5 ; act_bits=8")."""
-    layers = " | ".join(_layer_label(params, i) for i in range(int(params.get("depth", 0) or 0)))
+    layers = " | ".join(_layer_label(params, i) for i in range(_depth(params)))
     rest = " ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(params.items())
                     if k != "depth" and not k.startswith("layer_"))
     return f"{layers} ; {rest}" if rest else layers

@@ -41,3 +41,13 @@ def test_pareto_csv_has_the_teacher_row_and_the_front(tmp_path):
     assert tuple(rows[0]) == CSV_COLUMNS
     assert [r["role"] for r in rows] == ["teacher", "front", "front", "front", "front"]
     assert rows[1]["trial"] == "3" and rows[1]["seeded"] == "False"
+
+
+def test_describe_names_every_layer_slot_of_a_fixed_depth_sample():
+    from hybridsearch.report import _layers, describe
+
+    sample = {"arch.weight_bits": 8, "layer_0.block": "skip", "layer_1.block": "transformer", "layer_1.heads": 12,
+              "layer_2.block": "cnn", "layer_2.kernel": 3}  # no `depth` label: the space fixes it
+    assert _layers(sample) == ["skip", "transformer", "cnn"]
+    assert describe(sample) == "skip | attn 12h | conv k3 ; weight_bits=8"
+    assert describe({"depth": 1, "layer_0.block": "cnn", "layer_0.kernel": 5}) == "conv k5"

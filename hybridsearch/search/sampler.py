@@ -16,7 +16,8 @@ a conditional space:
   weights, and half the layers) thus have a child that is both with probability 1/4. Then each
   label is re-drawn at random with probability `mutation_prob` (default 1 / the child's label
   count); a label the child does not get from its parent (a block changed by mutation needs
-  its own options) is drawn at random.
+  its own options) is drawn at random. A child that would copy a trial already in the study
+  gets one label changed to another choice (its score is known: re-training it wastes a trial).
 
 Everything else is Optuna's: elite selection (non-dominated rank, crowding distance),
 constraints, population size, generations, storage. Generations are stored under Optuna's own
@@ -47,6 +48,17 @@ def _slot(label: str) -> str | None:
     """'layer_3.heads' -> 'layer_3'; labels outside a layer slot -> None."""
     head = label.split(".", 1)[0]
     return head if head.startswith("layer_") else None
+
+
+def _mutate_one(plan: dict[str, Any], parents: list[FrozenTrial], rng) -> dict[str, Any]:
+    """`plan` with one label changed to another of its choices (a label with a single choice is skipped)."""
+    dists = {k: d for p in parents for k, d in p.distributions.items()}
+    labels = [k for k in sorted(plan) if len(getattr(dists.get(k), "choices", ())) > 1]
+    if not labels:
+        return plan
+    label = labels[rng.choice(len(labels))]
+    others = [c for c in dists[label].choices if c != plan[label]]
+    return {**plan, label: others[rng.choice(len(others))]}
 
 
 class GroupedNSGAIISampler(NSGAIISampler):
@@ -111,6 +123,8 @@ class GroupedNSGAIISampler(NSGAIISampler):
                         child.update({k: v for k, v in other.params.items() if _slot(k) == slot})
             rate = self._label_mutation_prob if self._label_mutation_prob is not None else 1.0 / max(1, len(child))
             plan = {k: v for k, v in child.items() if rng.rand() >= rate}
+            if any(plan == t.params for t in study.get_trials(deepcopy=False)):  # a copy: its score is known
+                plan = _mutate_one(plan, [first, second], rng)
         self._plans[trial.number] = plan
         return plan
 
