@@ -102,13 +102,13 @@ def test_shipped_spaces_freeze_to_valid_students(name):
         assert len(space.seeds) >= 5
 
 
-def test_hybrid_space_is_one_slot_per_teacher_layer_seeded_by_two_survey_baselines():
+def test_hybrid_space_is_one_slot_per_teacher_layer_seeded_by_survey_baselines():
     from hybridsearch.search.freeze import FreezeBase
 
     space = load_space("hybrid")
     assert space.max_depth == 6 and "depth" not in space.labels()  # every slot's block is asked in every trial
     seeds = {s["name"]: s["sample"] for s in space.seeds}
-    assert set(seeds) == {"dq8", "kd-eo"}
+    assert set(seeds) == {"dq8", "kd-eo", "sp-layers"}
     base = FreezeBase(vocab_size=1000, num_labels=2, teacher_layers=6)
     arch, recipe = space.freeze(seeds["dq8"], base)
     assert [(layer.heads, layer.weight_bits, layer.act_bits) for layer in arch.layers] == [(12, 8, 8)] * 6
