@@ -60,10 +60,10 @@ def _layer_label(params: dict, i: int) -> str:
 
 
 def describe(params: dict) -> str:
-    """One line for a sample: layers bottom-up, then the other choices ("attn 4h | conv k5 ; act_bits=8")."""
+    """One line for a sample: layers bottom-up, then the other choices ("attn 4h | conv k5 ; arch.act_bits=8 lr=0.0001")."""
     layers = " | ".join(_layer_label(params, i) for i in range(_depth(params)))
-    rest = " ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in sorted(params.items())
-                    if k != "depth" and not k.startswith("layer_"))
+    rest = " ".join(f"{k.removeprefix('recipe.')}={v}" for k, v in sorted(params.items())
+                    if k != "depth" and not k.startswith("layer_"))  # arch. / emb. kept: both have weight_bits
     return f"{layers} ; {rest}" if rest else layers
 
 

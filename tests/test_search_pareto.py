@@ -49,5 +49,7 @@ def test_describe_names_every_layer_slot_of_a_fixed_depth_sample():
     sample = {"arch.weight_bits": 8, "layer_0.block": "skip", "layer_1.block": "transformer", "layer_1.heads": 12,
               "layer_2.block": "cnn", "layer_2.kernel": 3}  # no `depth` label: the space fixes it
     assert _layers(sample) == ["skip", "transformer", "cnn"]
-    assert describe(sample) == "skip | attn 12h | conv k3 ; weight_bits=8"
+    assert describe(sample) == "skip | attn 12h | conv k3 ; arch.weight_bits=8"
+    assert describe({**sample, "emb.weight_bits": 32, "recipe.lr": 2e-4}).endswith(
+        "; arch.weight_bits=8 emb.weight_bits=32 lr=0.0002")
     assert describe({"depth": 1, "layer_0.block": "cnn", "layer_0.kernel": 5}) == "conv k5"

@@ -89,3 +89,23 @@ def test_children_do_not_copy_a_trial_already_in_the_study():
         study.tell(trial, 1.0)
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == len(params)
+
+
+def test_a_mutated_label_takes_another_choice():
+    import numpy as np
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from hybridsearch.search.sampler import _mutate_one
+
+    parent = optuna.trial.create_trial(
+        params={"arch.weight_bits": 8, "recipe.lr": 1e-4, "recipe.warmup": 0.1},
+        distributions={"arch.weight_bits": CategoricalDistribution([32, 8]),
+                       "recipe.lr": CategoricalDistribution([1e-4, 3e-4, 1e-3]),
+                       "recipe.warmup": FloatDistribution(0.0, 0.5)},
+        value=1.0)
+    rng = np.random.RandomState(0)
+    for _ in range(20):
+        plan = _mutate_one(dict(parent.params), [parent], rng, "recipe.lr")
+        assert plan["recipe.lr"] != 1e-4 and plan["arch.weight_bits"] == 8
+    assert _mutate_one(dict(parent.params), [parent], rng, "arch.weight_bits")["arch.weight_bits"] == 32
+    assert "recipe.warmup" not in _mutate_one(dict(parent.params), [parent], rng, "recipe.warmup")  # re-drawn

@@ -4,7 +4,7 @@
 
 Two problems, every sampler run with the same seeds:
 
-1. **The hybrid space on a surrogate of mr** (`search_spaces/hybrid.yaml`, its two seeds enqueued
+1. **The hybrid space on a surrogate of mr** (`search_spaces/hybrid.yaml`, its seeds enqueued
    first, score up / latency down / size down, `--trials` trials). The surrogate stands in for
    distillation; its numbers are assumptions taken from measured rows, stated in `surrogate()`:
    teacher 82.5 test, a student that keeps 3 of 6 teacher layers loses 1 point (the table's

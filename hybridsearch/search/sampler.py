@@ -11,13 +11,14 @@ a conditional space:
   intersection search space), label by label, and draws every other label at random, so a
   child of two good students gets random layers. Here a child takes each label group whole from
   one of its two parents (binary tournament by constrained dominance, as Optuna's): the student's
-  structure (`depth` and every `layer_<i>.` label, conditional ones included) from one, `arch.`,
-  `emb.` and `recipe.` each from either. Two seeds that are two compression methods (say 8-bit
-  weights, and half the layers) thus have a child that is both with probability 1/4. Then each
-  label is re-drawn at random with probability `mutation_prob` (default 1 / the child's label
-  count); a label the child does not get from its parent (a block changed by mutation needs
-  its own options) is drawn at random. A child that would copy a trial already in the study
-  gets one label changed to another choice (its score is known: re-training it wastes a trial).
+  structure (`depth`, every `layer_<i>.` label, conditional ones included, and the `recipe.`)
+  from one, `arch.` and `emb.` each from either. Two seeds that are two compression methods
+  (say 8-bit weights, and half the layers) thus have a child that is both with probability
+  1/4. Then each label is changed to another of its choices with probability `mutation_prob`
+  (default 1 / the child's label count; a numeric label is re-drawn at random); a label the
+  child does not get from its parent (a block changed by mutation needs its own options) is
+  drawn at random. A child that would copy a trial already in the study gets one label changed
+  to another choice (its score is known: re-training it wastes a trial).
 
 Everything else is Optuna's: elite selection (non-dominated rank, crowding distance),
 constraints, population size, generations, storage. Generations are stored under Optuna's own
@@ -50,10 +51,13 @@ def _slot(label: str) -> str | None:
     return head if head.startswith("layer_") else None
 
 
-def _mutate_one(plan: dict[str, Any], parents: list[FrozenTrial], rng) -> dict[str, Any]:
-    """`plan` with one label changed to another of its choices (a label with a single choice is skipped)."""
+def _mutate_one(plan: dict[str, Any], parents: list[FrozenTrial], rng, label: str | None = None) -> dict[str, Any]:
+    """`plan` with `label` (default: a random one) changed to another of its choices; a label
+    without another choice (a single choice, or not categorical) is drawn at random instead."""
     dists = {k: d for p in parents for k, d in p.distributions.items()}
-    labels = [k for k in sorted(plan) if len(getattr(dists.get(k), "choices", ())) > 1]
+    if label is not None and len(getattr(dists.get(label), "choices", ())) <= 1:
+        return {k: v for k, v in plan.items() if k != label}
+    labels = [label] if label is not None else [k for k in sorted(plan) if len(getattr(dists.get(k), "choices", ())) > 1]
     if not labels:
         return plan
     label = labels[rng.choice(len(labels))]
@@ -122,7 +126,10 @@ class GroupedNSGAIISampler(NSGAIISampler):
                         child = {k: v for k, v in child.items() if _slot(k) != slot}
                         child.update({k: v for k, v in other.params.items() if _slot(k) == slot})
             rate = self._label_mutation_prob if self._label_mutation_prob is not None else 1.0 / max(1, len(child))
-            plan = {k: v for k, v in child.items() if rng.rand() >= rate}
+            plan = dict(child)
+            for label in sorted(child):
+                if rng.rand() < rate:
+                    plan = _mutate_one(plan, [first, second], rng, label)
             if any(plan == t.params for t in study.get_trials(deepcopy=False)):  # a copy: its score is known
                 plan = _mutate_one(plan, [first, second], rng)
         self._plans[trial.number] = plan
