@@ -10,8 +10,8 @@ from hybridsearch.distill.losses import DistillLoss
 from hybridsearch.distill.recipe import DistillRecipe
 from hybridsearch.distill.teacher_states import TeacherStates, rows_key, teacher_states
 from hybridsearch.distill.trainer import _slice, distill
-from tests.test_distill_trainer import _setup, _tiny_data
 from tests.distill_helpers import tiny_bert
+from tests.test_distill_trainer import _setup, _tiny_data
 
 
 def test_stored_states_equal_a_live_forward_on_real_tokens(tmp_path):

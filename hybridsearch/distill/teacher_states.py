@@ -53,7 +53,7 @@ class TeacherStates:
         total = int(lengths.sum())
         cfg = model.config
         L, H = cfg.num_hidden_layers, cfg.hidden_size
-        layers = {l: torch.empty(total, H, dtype=torch.float16) for l in range(L + 1)}
+        layers = {i: torch.empty(total, H, dtype=torch.float16) for i in range(L + 1)}
         was_training = model.training
         model.to(device).eval()
         order = torch.argsort(lengths, descending=True)  # long rows first: padding stays small
@@ -65,8 +65,8 @@ class TeacherStates:
             states = model(**batch, output_hidden_states=True).hidden_states  # L+1 x (b, T, H)
             keep = torch.arange(T)[None, :] < lengths[idx][:, None]  # (b, T) real tokens
             dest = (offsets[idx][:, None] + torch.arange(T)[None, :])[keep]  # (real tokens,)
-            for l, h in enumerate(states):
-                layers[l][dest] = h.float().cpu()[keep].to(torch.float16)
+            for i, h in enumerate(states):
+                layers[i][dest] = h.float().cpu()[keep].to(torch.float16)
         model.train(was_training)
         return cls(layers, offsets, lengths, L, H)
 
@@ -79,11 +79,11 @@ class TeacherStates:
         flat = torch.where(real, self.offsets[idx][:, None] + pos, 0)  # (B, T), 0 = any valid row
         wanted = set(self.layers) if layers is None else set(layers)
         hidden = []
-        for l in range(self.num_hidden_layers + 1):
-            if l not in wanted or l not in self.layers:
+        for i in range(self.num_hidden_layers + 1):
+            if i not in wanted or i not in self.layers:
                 hidden.append(None)
                 continue
-            h = self.layers[l][flat.reshape(-1)].view(*flat.shape, -1).float()  # (B, T, H)
+            h = self.layers[i][flat.reshape(-1)].view(*flat.shape, -1).float()  # (B, T, H)
             hidden.append((h * real[..., None]).to(device))
         return SimpleNamespace(hidden_states=tuple(hidden), attentions=None)
 
@@ -93,8 +93,8 @@ class TeacherStates:
         folder = Path(folder)
         tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
         tmp.mkdir(parents=True, exist_ok=True)
-        for l, h in self.layers.items():
-            torch.save(h, tmp / f"layer{l}.pt")
+        for i, h in self.layers.items():
+            torch.save(h, tmp / f"layer{i}.pt")
         torch.save({"format": FORMAT, "offsets": self.offsets, "lengths": self.lengths,
                     "num_layers": self.num_hidden_layers, "hidden_size": self.hidden_size}, tmp / "index.pt")
         try:
@@ -110,8 +110,8 @@ class TeacherStates:
         index = torch.load(folder / "index.pt", weights_only=True)
         if index.get("format") != FORMAT:
             raise ValueError(f"unknown format {index.get('format')!r}")
-        layers = {l: torch.load(folder / f"layer{l}.pt", mmap=True, weights_only=True)
-                  for l in range(index["num_layers"] + 1)}
+        layers = {i: torch.load(folder / f"layer{i}.pt", mmap=True, weights_only=True)
+                  for i in range(index["num_layers"] + 1)}
         return cls(layers, index["offsets"], index["lengths"], index["num_layers"], index["hidden_size"])
 
 
