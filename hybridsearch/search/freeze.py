@@ -93,7 +93,7 @@ def to_recipe(spec: dict, base: FreezeBase | None = None):
         values["layer_map"] = skip_aware_layer_map(blocks, (base and base.teacher_layers) or len(blocks))
     if "losses" in values:
         values["losses"] = [x for x in str(values["losses"]).split("+") if x]
-        if not any(layer["block"] == "transformer" for layer in spec["layers"]):
+        if "transformer" not in blocks:
             values["losses"] = [x for x in values["losses"] if x != "kd_am"] or ["kd_ol"]
     values.pop("steps_scale", None)  # applied by `scale_steps`, not recipe fields
     values.pop("steps_power", None)
