@@ -13,7 +13,7 @@ forward pass besides float16 rounding (about 1e-3 relative).
 `<cache>/teacher-states/<key>/` (key: teacher fingerprint + sha256 of the encoded rows),
 one file per layer, memory-mapped on load, written atomically. Attention maps (KD-AM) are
 not stored (T x T per head per row is too large); recipes with `kd_am` run the teacher.
-On mr (13,662 train + transfer rows) the store is 7 x 145 MB and takes one teacher pass.
+On mr (6,800 train + transfer rows) the store is 7 x 145 MB, built in one teacher pass (33.5 s on 2 cores).
 """
 
 from __future__ import annotations
