@@ -137,3 +137,74 @@ def test_epoch_batches_are_disjoint_full_and_grouped_by_length():
         return sum(int(lengths[b.numpy()].max()) * len(b) for b in batches)
 
     assert padded(grouped) < 0.75 * padded(plain)
+
+
+@pytest.mark.parametrize("qat_from, extend, expected", [
+    (0.5, 0, [False] * 4 + [True] * 4),
+    (1.0, 4, [False] * 12),  # quantize after training: an extension trains the float model too
+    (0.5, 4, [False] * 4 + [True] * 4 + [False] * 2 + [True] * 2),  # the extension keeps the float share
+])
+def test_late_qat_trains_float_first_and_scores_dev_quantized(tmp_path, monkeypatch, qat_from, extend, expected):
+    """qat_from=0.5: the first half of the steps run with fake quantization off, the rest on; every
+    dev score (step 0 included) is of the quantized student, which is what distill returns."""
+    from hybridsearch.distill import trainer
+    from hybridsearch.students import HybridStudent
+    from hybridsearch.students.compress import prepare
+    from tests.test_students_compress import small_arch
+
+    torch.manual_seed(0)
+    student = prepare(HybridStudent(small_arch(bits=8, act_bits=8, emb_bits=8)))
+    train = {"input_ids": torch.randint(2, 40, (64, 9)), "attention_mask": torch.ones(64, 9, dtype=torch.long)}
+    dev = {"input_ids": torch.randint(2, 40, (16, 9)), "attention_mask": torch.ones(16, 9, dtype=torch.long)}
+    t_logits = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32) * 3
+    query = student.layers["0"].mixer.query.parametrizations.weight[0]
+    seen_train, seen_dev = [], []
+    real_predict = trainer.predict
+
+    def spy_predict(model, enc, **kw):
+        seen_dev.append(query.enabled)
+        return real_predict(model, enc, **kw)
+
+    hook = student.layers["0"].mixer.query.register_forward_pre_hook(
+        lambda m, a: seen_train.append(query.enabled) if m.training else None)
+    monkeypatch.setattr(trainer, "predict", spy_predict)
+    recipe = DistillRecipe(steps=8, lr=1e-3, batch_size=16, eval_every=2, qat_from=qat_from, seed=0)
+    res = distill(student, recipe, train, t_logits.argmax(-1), t_logits, dev, np.zeros(16, int), "accuracy",
+                  progress=False, extend=lambda *a: extend)
+    hook.remove()
+    assert res.failure is None and res.steps_done == 8 + extend
+    # the training forwards, after the width probe before training (fake quantization on: its default)
+    assert seen_train[-len(expected):] == expected
+    assert seen_dev and all(seen_dev)  # step 0, 2, 4, 6, 8: always the quantized student
+    assert query.enabled
+
+
+def test_qat_from_outside_zero_one_is_a_user_error():
+    from hybridsearch.errors import UserError
+
+    with pytest.raises(UserError, match="qat_from"):
+        DistillRecipe(qat_from=1.5).validate()
+
+
+def test_extension_continues_from_the_best_weights_once(tmp_path):
+    """extend is asked once, after the budget, with (step, best dev, best step); its answer adds steps."""
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    asked = []
+
+    def extend(step, best_dev, best_step):
+        asked.append((step, best_dev, best_step))
+        return 6
+
+    recipe = DistillRecipe(steps=4, lr=1e-3, batch_size=16, eval_every=2, seed=0)
+    res = distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", progress=False, extend=extend)
+    assert res.failure is None and res.steps_done == 10 and res.extended_steps == 6
+    assert len(asked) == 1 and asked[0][0] == 4 and asked[0][1] is not None
+    assert [h["step"] for h in res.history] == [0, 2, 4, 6, 8, 10]
+
+
+def test_no_extension_when_the_answer_is_zero(tmp_path):
+    teacher, student, train, dev, t_train, y_train, y_dev = _setup(tmp_path)
+    recipe = DistillRecipe(steps=4, lr=1e-3, batch_size=16, eval_every=2, seed=0)
+    res = distill(student, recipe, train, y_train, t_train, dev, y_dev, "accuracy", progress=False,
+                  extend=lambda *a: 0)
+    assert res.steps_done == 4 and res.extended_steps == 0

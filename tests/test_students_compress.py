@@ -19,6 +19,7 @@ from hybridsearch.students.quant import (
     pack_codes,
     qmax,
     quantize,
+    set_quantization,
     unpack_bits,
     unpack_codes,
 )
@@ -131,6 +132,28 @@ def test_plan_assigns_bits_per_layer_and_keeps_head_float():
     assert by_name["layers.1.ffn.down.weight"].sparsity == 0.5
     assert not any(n.startswith(("pooler", "classifier")) for n in by_name)
     assert "classifier.weight" in plan.other and "layers.0.norm1.weight" in plan.other
+
+
+def test_quantization_switch_gives_the_float_function_and_back():
+    torch.manual_seed(0)
+    arch = small_arch(bits=8, act_bits=8, emb_bits=8)
+    float_model = HybridStudent(arch).eval()
+    student = prepare(clone_plain(float_model)).eval()
+    ids = torch.randint(2, 40, (2, 9))
+    with torch.no_grad():
+        quantized, reference = student(ids).logits, float_model(ids).logits
+        set_quantization(student, False)
+        off = student(ids).logits
+        set_quantization(student, True)
+        on = student(ids).logits
+    assert torch.allclose(off, reference, atol=1e-6)  # off: weights and activations untouched
+    assert not torch.equal(quantized, reference) and torch.equal(on, quantized)
+
+
+def clone_plain(model: HybridStudent) -> HybridStudent:
+    copy = HybridStudent(model.arch)
+    copy.load_state_dict(model.state_dict())
+    return copy
 
 
 def test_pruning_exact_counts_and_masks_persist_through_training():

@@ -6,7 +6,9 @@
 
 Each --probe distils the method's student once (task, teacher and logits loaded once for all):
 `steps=N` sets the budget (eval every N/2 as in the table), `layers=I,J` copies the student's
-layers from those teacher layers, `bits=8` quantizes every layer and the embedding (QAT), `arch.FIELD=VALUE` changes the student (e.g. `arch.dropout=0`),
+layers from those teacher layers, `bits=8` quantizes every layer and the embedding (QAT; `qat_from=0.5` trains the first half in float),
+`ffn=N` / `heads=N` narrow every layer (the most important neurons / heads kept),
+`extend=N` continues N more steps after the budget (a warm restart, as a search promotes a trial), `arch.FIELD=VALUE` changes the student (e.g. `arch.dropout=0`),
 any other FIELD=VALUE changes the recipe (values parsed as JSON where they can be: false, 3e-4). No latency is measured. Prints one JSON line per probe (dev,
 test, McNemar p vs the teacher, dev history) and appends it to --out. Choose on dev only.
 """
@@ -58,6 +60,11 @@ def main() -> None:
         arch = copy.deepcopy(b.arch)
         if layers:
             arch.layers = [replace(arch.layers[0], teacher_layer=int(t)) for t in layers.split(",")]
+        more = int(changes.pop("extend", 0))  # extend=N: N more steps after the budget (a warm restart)
+        for key in ("ffn", "heads"):  # ffn=N / heads=N: every layer's FFN width / kept heads
+            if key in changes:
+                value = int(changes.pop(key))
+                arch.layers = [replace(layer, **{key: value}) for layer in arch.layers]
         bits = changes.pop("bits", None)  # bits=8: int8 weights and activations everywhere (DQ on top)
         if bits:
             arch.layers = [replace(layer, weight_bits=int(bits), act_bits=int(bits)) for layer in arch.layers]
@@ -66,8 +73,8 @@ def main() -> None:
             setattr(arch, key[len("arch."):], _value(changes.pop(key)))
         recipe = replace(b.recipe, **{k: _value(v) for k, v in changes.items()})
         start = time.perf_counter()
-        m = evaluate(arch, recipe, ctx, test=True)
-        row = {"method": args.method, "probe": text, "steps": steps, "dev": m.dev_score, "test": m.test_score,
+        m = evaluate(arch, recipe, ctx, test=True, extend=(lambda *_: more) if more else None)
+        row = {"method": args.method, "probe": text, "steps": steps, "steps_done": m.steps, "dev": m.dev_score, "test": m.test_score,
                "p_vs_teacher": m.p_vs_teacher, "best_step": m.extra.get("best_step"),
                "history": m.extra.get("history"), "failure": m.failure,
                "wall_s": round(time.perf_counter() - start, 1), "device": args.device}

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "this device's cached table (built by `hybridsearch latency calibrate`, or now), FILE an "
                         "explicit table (refused if built on another device / threads / shape)")
     parser.add_argument("--no-seeds", action="store_true", help="do not enqueue the space's known-good points")
+    parser.add_argument("--no-promote", action="store_true",
+                        help="never train a trial past its budget (default: as in ASHA, a trial in the top quarter "
+                             "of those finished towards the --best choice trains its budget again)")
     parser.add_argument("--isolation", default="process", choices=("process", "inline"),
                         help="run trials in a worker process (default) or inline (debugging)")
     from hybridsearch.search.backends import add_backend_arguments
@@ -81,7 +84,7 @@ def run(args) -> int:
         trials=args.trials, timeout=args.timeout, objective=args.objective,
         sampler=args.sampler or ("nsga2" if args.objective == "multi" else "tpe"), seed=args.seed,
         max_latency_ms=args.max_latency_ms, max_size_mb=args.max_size_mb, isolation=args.isolation,
-        enqueue_seeds=not args.no_seeds).check()
+        enqueue_seeds=not args.no_seeds, promote=not args.no_promote).check()
     _step("1/5 task and teacher")
     from hybridsearch.teacher import ensure_teacher, load_teacher
 

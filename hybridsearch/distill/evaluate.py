@@ -148,8 +148,9 @@ def arch_cost(arch, seq_len: int = 64, batch: int = 1) -> dict:
     return out
 
 
-def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, test: bool | None = None) -> Metrics:
-    """Distil and measure one student; see the module docstring."""
+def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, test: bool | None = None,
+             extend=None) -> Metrics:
+    """Distil and measure one student; see the module docstring. `extend`: see `distill.trainer.distill`."""
     spec = context.task.spec
     m = Metrics(metric=spec.metric)
     t_cfg = context.teacher.model.config
@@ -171,7 +172,8 @@ def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, tes
         m.size_bytes, m.params, m.flops = cost["size_bytes"], cost["params"], cost["flops"]
         if "flops_error" in cost:
             m.extra["flops_error"] = cost["flops_error"]
-        student = _train_and_score(arch, recipe, context, report, m, context.run_test if test is None else test)
+        student = _train_and_score(arch, recipe, context, report, m, context.run_test if test is None else test,
+                                   extend)
         if m.failure is None and context.measure_speed:
             _time_against_teacher(m, student, context)
     except Exception as exc:
@@ -186,7 +188,7 @@ def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, tes
     return m
 
 
-def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run_test: bool):
+def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run_test: bool, extend=None):
     """Distil, then fill the scores into `m`; returns the trained student."""
     import torch
 
@@ -205,10 +207,10 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
     res = distill(student, recipe, enc, labels, logits, dev_enc, dev_labels, spec.metric,
                   teacher_model=teacher.model if recipe.needs_teacher_states() else None,
                   report=report, device=context.device, progress=context.progress,
-                  teacher_states=context.teacher_states(recipe))
+                  teacher_states=context.teacher_states(recipe), extend=extend)
     m.steps, m.train_s = res.steps_done, round(res.wall_s, 2)
     m.extra.update({"train_rows": sources, "best_step": res.best_step, "kept_initial": res.kept_initial,
-                    "history": res.history})
+                    "history": res.history, "extended_steps": res.extended_steps})
     if res.failure:
         m.failure = res.failure
         return student

@@ -49,6 +49,9 @@ class DistillRecipe:
     transfer: bool = False  # add the task's unlabeled transfer set, teacher-labelled
     transfer_limit: int = 0  # use at most this many transfer sentences (a fixed subset); 0 = all
     augment: int = 0  # augmented copies of each training sentence (Tang et al. 2019)
+    qat_from: float = 0.0  # late QAT: the first qat_from x steps train the float model, the rest with fake
+    #                        quantization (0 = QAT throughout; 1 = quantize after training). Dev always scores
+    #                        the quantized student, so "dev picks" and the initial score see the deployed form
     max_length: int = 64
     group_by_length: bool = True  # batches of similar-length rows (less padding; ~2x faster on mr)
     eval_at_start: bool = True  # score dev before step 1 too: "dev picks" may keep the initial weights
@@ -117,6 +120,9 @@ class DistillRecipe:
             raise UserError("lr, batch_size, eval_every and max_length must be positive; fix the recipe")
         if self.warmup < 0 or self.augment < 0 or self.transfer_limit < 0 or self.keep_initial_se < 0:
             raise UserError("warmup, augment, transfer_limit and keep_initial_se must be >= 0; fix the recipe")
+        if not 0.0 <= self.qat_from <= 1.0:
+            raise UserError(f"qat_from (the float share of the steps before QAT) must be in [0, 1], "
+                            f"got {self.qat_from}; use 0 for QAT throughout")
         if isinstance(self.layer_map, str) and self.layer_map not in LAYER_MAPS:
             raise UserError(f"unknown layer_map {self.layer_map!r}; use one of {list(LAYER_MAPS)} or a list")
         if "kd_am" in self.losses and has_attention is False:

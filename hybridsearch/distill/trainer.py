@@ -19,6 +19,9 @@ than `recipe.keep_initial_se` standard errors of it (the one-standard-error rule
 the 8-bit row's test score by 1.5 points between two numerically equivalent runs).
 Otherwise the best-dev weights are restored at the end ("dev picks"). A NaN / inf loss stops the run
 with `TrainResult.failure` set, never an exception.
+With `recipe.qat_from` > 0 (late QAT) the first qat_from x steps train with the student's
+fake quantization switched off (`students.quant.set_quantization`); every dev score is of
+the quantized student, its deployed function.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import torch
 
 from hybridsearch.distill.losses import DistillLoss
 from hybridsearch.distill.recipe import DistillRecipe
+from hybridsearch.students.quant import set_quantization
 
 
 @dataclass
@@ -44,6 +48,7 @@ class TrainResult:
     failure: str | None = None
     wall_s: float = 0.0
     kept_initial: bool = False  # a better trained checkpoint existed, within keep_initial_se of step 0
+    extended_steps: int = 0  # steps added after the budget (`distill(extend=...)`)
 
 
 def encode_rows(tokenizer, texts, text_pairs=None, max_length=64, batch_size=4096) -> dict:
@@ -112,15 +117,20 @@ def _optimizer(params_student, params_loss, recipe: DistillRecipe):
         return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
-def _schedule(optimizer, recipe: DistillRecipe):
-    warm, total = recipe.warmup_steps(), recipe.steps
+def _schedule(optimizer, recipe: DistillRecipe, steps: int | None = None, peak: float = 1.0):
+    """Linear warm-up to `peak` x recipe.lr, then linear decay to 0 at `steps` (default recipe.steps)."""
+    total = recipe.steps if steps is None else steps
+    warm = recipe.warmup_steps() if steps is None else int(round(recipe.warmup * total)) if recipe.warmup < 1 else 0
 
     def factor(step: int) -> float:
         if warm > 0 and step < warm:
-            return (step + 1) / warm
-        return max(0.0, (total - step) / max(1, total - warm))
+            return peak * (step + 1) / warm
+        return peak * max(0.0, (total - step) / max(1, total - warm))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+RESTART_PEAK = 0.5  # an extension's warm restart peaks at half the recipe's learning rate
 
 
 def _student_widths(student, probe: dict, want_att: bool) -> tuple[list[int], bool]:
@@ -158,8 +168,15 @@ def distill(
     device="cpu",
     progress: bool = True,
     teacher_states=None,
+    extend=None,
 ) -> TrainResult:
-    """Distil `student` in place for `recipe.steps` steps; see the module docstring."""
+    """Distil `student` in place for `recipe.steps` steps; see the module docstring.
+
+    extend: asked once, after the budget, as `extend(step, best_dev, best_step) -> int`; a positive
+    answer continues from the best-dev weights for that many more steps (a warm restart: the
+    schedule again, peaking at RESTART_PEAK x lr, the same float share under late QAT), with the
+    same evaluations and dev picks.
+    """
     from tqdm.auto import tqdm
 
     from hybridsearch.data.metrics import score
@@ -201,9 +218,13 @@ def distill(
     initial = None  # (dev, se, weights) at step 0, for the one-standard-error rule
     dev_labels = np.asarray(dev_labels)
 
+    phase_start, float_until = 0, int(round(recipe.qat_from * recipe.steps))  # late QAT: float up to this step
+
     def evaluate_dev(step: int, loss_value: float | None, send: bool = True):
         nonlocal best_state, initial
+        set_quantization(student, True)  # dev scores the deployed (quantized) function
         preds = predict(student, dev_enc, device=device).argmax(-1)
+        set_quantization(student, step >= float_until)
         dev, se = (float(v) for v in score(metric, preds, dev_labels))
         result.history.append({"step": step, "loss": loss_value, "dev": dev})
         if result.best_dev is None or dev > result.best_dev:
@@ -217,10 +238,15 @@ def distill(
     batches = _epoch_batches(train_enc, n, recipe, rng)
     if recipe.eval_at_start:
         evaluate_dev(0, None, send=False)
+    set_quantization(student, float_until == 0)
     bar = tqdm(total=recipe.steps, desc="distill", disable=not progress, leave=False, unit="step")
     running = None
+    total, step, asked = recipe.steps, 0, extend is None
     try:
-        for step in range(1, recipe.steps + 1):
+        while step < total:
+            step += 1
+            if step == float_until + 1 and float_until > phase_start:
+                set_quantization(student, True)  # late QAT: the rest of the steps train the quantized function
             if not batches:
                 batches = _epoch_batches(train_enc, n, recipe, rng)
             idx = batches.pop()
@@ -252,10 +278,23 @@ def distill(
             running = value if running is None else 0.9 * running + 0.1 * value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}")
-            if step % recipe.eval_every == 0 or step == recipe.steps:
+            if step % recipe.eval_every == 0 or step == total:
                 evaluate_dev(step, value)
+            if step == total and not asked:
+                asked = True
+                more = int(extend(step, result.best_dev, result.best_step) or 0)
+                if more > 0:  # a warm restart from the best-dev weights
+                    student.load_state_dict(best_state)
+                    scheduler = _schedule(optimizer, recipe, steps=more, peak=RESTART_PEAK)
+                    phase_start, float_until = step, step + int(round(recipe.qat_from * more))  # same float share
+                    set_quantization(student, float_until == step)
+                    total += more
+                    result.extended_steps = more
+                    bar.total = total
+                    bar.refresh()
     finally:
         bar.close()
+        set_quantization(student, True)
         if restore_attn is not None and restore_attn != "eager":
             _set_attention(teacher_model, restore_attn)  # the teacher is timed later in its usual form
     if result.failure is None and best_state is None:

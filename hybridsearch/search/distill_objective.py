@@ -120,7 +120,7 @@ class DistillObjective(Objective):
         from hybridsearch.students.export import save_student
 
         arch, recipe = self.freeze(sample)
-        m = evaluate(arch, recipe, self._ctx, report=report)
+        m = evaluate(arch, recipe, self._ctx, report=report, extend=getattr(report, "extend", None))
         m.extra["arch"] = arch.to_dict()
         m.extra["recipe"] = recipe.to_dict()
         m.extra.pop("history", None)

@@ -14,6 +14,9 @@ Contracts:
   are touched, so a live process's trials never are. (Optuna limit: a process killed
   in the milliseconds between creating a trial and its first heartbeat leaves that
   trial RUNNING; it does not count towards `trials`.)
+- promotion (`settings.promote`, `search.promotion`): every trial is prechecked; at the end of its
+  budget the objective may ask for more steps (`report.extend`), granted ASHA-style to a trial
+  in the top 1/eta towards the `--best` choice; a granted trial has user attr `promoted`.
 - `settings.trials` counts finished trials (COMPLETE, PRUNED, FAIL with a reason)
   over all runs of the study: a resumed search runs only the rest. `timeout` bounds the
   whole search: a trial still running at the deadline is stopped (FAIL, `interrupted`,
@@ -60,6 +63,10 @@ class SearchSettings:
     grace_period: int | None = None  # default: 3 x heartbeat_interval
     enqueue_seeds: bool = True
     trial_timeout: float | None = None
+    promote: bool = True  # more steps for a trial that could become the --best choice (`search.promotion`)
+    promote_reach: float = 0.02  # ... if more steps raised its dev score by up to this much (fraction)
+    promote_factor: float = 1.0  # ... that many times its budget again
+    promote_eta: int = 4  # ASHA's reduction factor: about one trial in promote_eta is promoted
 
     def check(self) -> SearchSettings:
         if self.objective not in MODES:
@@ -299,18 +306,27 @@ def _trial_function(space, runner, settings: SearchSettings):
     def fn(trial):
         sample = space.sample(trial)
         trial.set_user_attr("seeded", bool(trial.user_attrs.get("seeded", False)))
-        if settings.has_budget:
+        cost = None
+        if settings.has_budget or settings.promote:
             res = runner.run("precheck", sample)
-            if res.status != "done":
+            if res.status != "done" and settings.has_budget:
                 _fail(trial, f"precheck failed: {res.reason}")
-            cost = res.value or {}
-            trial.set_user_attr("precheck", cost)
-            reason = over_budget(cost, *budgets)
+            cost = (res.value or None) if res.status == "done" else None
+            if cost:
+                trial.set_user_attr("precheck", cost)
+        if settings.has_budget:
+            reason = over_budget(cost or {}, *budgets)
             if reason:
                 trial.set_user_attr("reason", reason)
                 trial.set_user_attr("rejected", True)
-                _set_constraints(trial, constraint_values(cost, *budgets), settings)
+                _set_constraints(trial, constraint_values(cost or {}, *budgets), settings)
                 raise optuna.TrialPruned(reason)
+
+        def on_extend(step: int, best_dev: float | None, best_step: int | None) -> int:
+            extra = _promotion(trial, cost, step, best_dev, best_step, settings)
+            if extra:
+                trial.set_user_attr("promoted", {"at_step": step, "dev": best_dev, "extra_steps": extra})
+            return extra
 
         def on_report(step: int, value: float) -> bool:
             if settings.objective != "score":
@@ -318,7 +334,7 @@ def _trial_function(space, runner, settings: SearchSettings):
             trial.report(value, step)
             return trial.should_prune()
 
-        res = runner.run("evaluate", sample, on_report)
+        res = runner.run("evaluate", sample, on_report, on_extend if settings.promote else None)
         if res.status == "pruned":
             trial.set_user_attr("reason", res.reason)
             raise optuna.TrialPruned(res.reason)
@@ -339,3 +355,24 @@ def _trial_function(space, runner, settings: SearchSettings):
         return values if len(values) > 1 else values[0]
 
     return fn
+
+
+def _promotion(trial, cost: dict | None, step: int, best_dev, best_step, settings: SearchSettings) -> int:
+    """Extra steps for `trial` at the end of its budget (`search.promotion`); 0 without a precheck or teacher."""
+    import optuna
+
+    from hybridsearch.search.promotion import Finished, promotion_steps
+
+    teacher = trial.study.user_attrs.get("teacher") or {}
+    if not cost or cost.get("latency_ms") is None:
+        return 0
+    budgets = (settings.max_latency_ms, settings.max_size_mb)
+    finished = []
+    for t in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        metrics, pre = t.user_attrs.get("metrics") or {}, t.user_attrs.get("precheck") or {}
+        if metrics.get("dev_score") is not None and pre.get("latency_ms") is not None:
+            finished.append(Finished(metrics["dev_score"], pre["latency_ms"], not over_budget(metrics, *budgets)))
+    return promotion_steps(dev=best_dev, best_step=best_step, steps=step, latency_ms=cost["latency_ms"],
+                           meets_budgets=not over_budget(cost, *budgets), finished=finished,
+                           teacher_dev=teacher.get("dev_score"), has_budget=settings.has_budget,
+                           reach=settings.promote_reach, factor=settings.promote_factor, eta=settings.promote_eta)

@@ -50,7 +50,7 @@ RECIPE_KEYS = {
     "losses": str, "temperature": float, "alpha": float, "weight_kd_ol": float, "weight_kd_eo": float,
     "weight_kd_am": float, "weight_emb": float, "layer_map": str, "steps": int, "lr": float,
     "batch_size": int, "warmup": float, "weight_decay": float, "eval_every": int, "transfer": bool,
-    "transfer_limit": int,
+    "transfer_limit": int, "qat_from": float,
     "augment": int, "max_length": int, "seed": int, "steps_scale": float, "steps_power": float,
 }
 ENUMS = {"vocab": ("full", "task"), "block": BLOCKS, "sharing": SHARING, "pooling": ("cls", "mean", "max"), "layer_map": ("uniform", "last_k")}

@@ -5,7 +5,8 @@ across trials (the objective's `setup()` runs once per process); when the proces
 dies mid-call, the call returns status "error" with the exit reason and the next
 call starts a fresh process. `isolation="inline"` runs in this process (tests,
 debugging). Intermediate scores travel over a pipe: the parent answers each
-`report(step, value)` with continue / prune.
+`report(step, value)` with continue / prune, and `report.extend(step, best_dev, best_step)`
+(an objective asking for more steps at the end of its budget) with a step count.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ def _child_main(conn, objective) -> None:
             if conn.recv() == "prune":
                 raise TrialPruned(f"pruned at step {step} (dev score {value:.4f})")
 
+        def extend(step, best_dev, best_step):
+            conn.send(("extend", int(step), None if best_dev is None else float(best_dev),
+                       None if best_step is None else int(best_step)))
+            return int(conn.recv())
+
+        report.extend = extend  # objectives that can train longer ask through it (`search.promotion`)
         result = _call(objective, kind, sample, report)
         conn.send(("result", result.status, result.value, result.reason))
 
@@ -159,10 +166,12 @@ class TrialRunner:
         self.close()
 
     # -- calls ---------------------------------------------------------------------
-    def run(self, kind: str, sample: dict, on_report: Callable[[int, float], bool] | None = None) -> CallResult:
-        """kind "precheck" | "evaluate". `on_report(step, value) -> True` prunes the trial."""
+    def run(self, kind: str, sample: dict, on_report: Callable[[int, float], bool] | None = None,
+            on_extend: Callable[..., int] | None = None) -> CallResult:
+        """kind "precheck" | "evaluate". `on_report(step, value) -> True` prunes the trial;
+        `on_extend(step, best_dev, best_step) -> int` answers an objective's request for more steps."""
         if self.isolation == "inline":
-            return self._run_inline(kind, sample, on_report)
+            return self._run_inline(kind, sample, on_report, on_extend)
         if self._proc is None or not self._proc.is_alive():
             self.close()
             self._start()
@@ -181,6 +190,9 @@ class TrialRunner:
                 if msg[0] == "report":
                     prune = bool(on_report(msg[1], msg[2])) if on_report else False
                     conn.send("prune" if prune else "continue")
+                    continue
+                if msg[0] == "extend":
+                    conn.send(int(on_extend(*msg[1:]) or 0) if on_extend else 0)
                     continue
                 return CallResult(msg[1], msg[2], msg[3])
             if not proc.is_alive():
@@ -201,7 +213,7 @@ class TrialRunner:
         self._proc = self._conn = None
         return CallResult("error", reason=_death_reason(code))
 
-    def _run_inline(self, kind, sample, on_report) -> CallResult:
+    def _run_inline(self, kind, sample, on_report, on_extend=None) -> CallResult:
         from hybridsearch.distill import TrialPruned
 
         if not self._inline_ready:
@@ -212,4 +224,5 @@ class TrialRunner:
             if on_report and on_report(int(step), float(value)):
                 raise TrialPruned(f"pruned at step {step} (dev score {value:.4f})")
 
+        report.extend = lambda *args: int(on_extend(*args) or 0) if on_extend else 0
         return _call(self.objective, kind, sample, report)

@@ -75,6 +75,8 @@ def _lookup(table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
     if chain is None or len(chain) != 1 or not is_fake_quant(chain[0]) or tracing():
         return table(ids)
     rows = nn.functional.embedding(ids, chain.original, table.padding_idx)  # (B, T, E)
+    if not chain[0].enabled:  # quantization switched off (late QAT's float phase)
+        return rows
     flat = fake_quant_weight(rows.reshape(-1, rows.shape[-1]), chain[0].bits)  # (B*T, E): one scale a row
     return flat.reshape(rows.shape)
 

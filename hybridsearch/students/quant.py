@@ -31,6 +31,7 @@ from torch.nn.utils import parametrize
 QUANT_BITS = (8, 4, 3, 2)  # bit-widths stored as integer codes
 ACT_LEVELS = 128  # activation grid of torch's x86 dynamic int8 Linear (uint8 with reduce_range)
 ACT_HOOK_ATTR = "_hs_act_quant_hook"
+QUANT_ON_ATTR = "_hs_quant_on"  # False on a hooked module: its activation fake quantization is off
 
 
 def qmax(bits: int) -> int:
@@ -113,14 +114,15 @@ def fake_quant_act(x: torch.Tensor, levels: int = ACT_LEVELS) -> torch.Tensor:
 
 
 class FakeQuantWeight(nn.Module):
-    """Parametrization: weight -> fake_quant_weight(weight, bits)."""
+    """Parametrization: weight -> fake_quant_weight(weight, bits); the identity while `enabled` is False."""
 
     def __init__(self, bits: int):
         super().__init__()
         self.bits = int(bits)
+        self.enabled = True  # `set_quantization` switches it
 
     def forward(self, w):
-        return fake_quant_weight(w, self.bits)
+        return fake_quant_weight(w, self.bits) if self.enabled else w
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"
@@ -132,7 +134,7 @@ def is_fake_quant(module) -> bool:
 
 
 def _act_pre_hook(module, args):
-    if not args:
+    if not args or not getattr(module, QUANT_ON_ATTR, True):
         return None
     return (fake_quant_act(args[0]),) + tuple(args[1:])
 
@@ -141,6 +143,7 @@ def add_act_quant(module: nn.Module) -> None:
     """Fake-quantize `module`'s first input (8-bit dynamic) on every forward; idempotent."""
     if getattr(module, ACT_HOOK_ATTR, None) is None:
         setattr(module, ACT_HOOK_ATTR, module.register_forward_pre_hook(_act_pre_hook))
+        setattr(module, QUANT_ON_ATTR, True)
 
 
 def remove_act_quant(model: nn.Module) -> None:
@@ -150,6 +153,20 @@ def remove_act_quant(model: nn.Module) -> None:
         if handle is not None:
             handle.remove()
             setattr(m, ACT_HOOK_ATTR, None)
+
+
+def set_quantization(model: nn.Module, enabled: bool) -> None:
+    """Switch every weight and activation fake quantization under `model` on or off, in place.
+
+    Off, a prepared model computes its float function (the float phase of late QAT,
+    `DistillRecipe.qat_from`); on, the function it will have once deployed. Masks,
+    parameters and the exported integer codes do not depend on the switch.
+    """
+    for module in model.modules():
+        if isinstance(module, FakeQuantWeight):
+            module.enabled = bool(enabled)
+        if getattr(module, ACT_HOOK_ATTR, None) is not None:
+            setattr(module, QUANT_ON_ATTR, bool(enabled))
 
 
 def add_weight_quant(module: nn.Module, name: str, bits: int) -> None:
