@@ -73,7 +73,7 @@ def main() -> None:
             setattr(arch, key[len("arch."):], _value(changes.pop(key)))
         recipe = replace(b.recipe, **{k: _value(v) for k, v in changes.items()})
         start = time.perf_counter()
-        m = evaluate(arch, recipe, ctx, test=True, extend=(lambda *_: more) if more else None)
+        m = evaluate(arch, recipe, ctx, test=True, extend=(lambda *_, n=more: n) if more else None)
         row = {"method": args.method, "probe": text, "steps": steps, "steps_done": m.steps, "dev": m.dev_score,
                "test": m.test_score,
                "p_vs_teacher": m.p_vs_teacher, "best_step": m.extra.get("best_step"),
