@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from hybridsearch.search.pareto import CSV_COLUMNS, front, select_best, write_pareto_csv
+from hybridsearch.search.pareto import CSV_COLUMNS, front, select_best, steps_text, write_pareto_csv
 
 
 def row(trial, dev, lat, size, state="COMPLETE", seeded=False):
@@ -53,3 +53,9 @@ def test_describe_names_every_layer_slot_of_a_fixed_depth_sample():
     assert describe({**sample, "emb.weight_bits": 32, "recipe.lr": 2e-4}).endswith(
         "; arch.weight_bits=8 emb.weight_bits=32 lr=0.0002")
     assert describe({"depth": 1, "layer_0.block": "cnn", "layer_0.kernel": 5}) == "conv k5"
+
+
+def test_steps_text_shows_a_promoted_trials_extra_steps():
+    assert steps_text({"steps": 400, "promoted_steps": None}) == "400"
+    assert steps_text({"steps": 800, "promoted_steps": 400}) == "400+400"
+    assert steps_text({"steps": None}) == ""

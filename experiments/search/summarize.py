@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from hybridsearch.report import describe
-from hybridsearch.search.pareto import front, teacher_row, trial_rows
+from hybridsearch.search.pareto import front, steps_text, teacher_row, trial_rows
 from hybridsearch.search.results import load_study
 from hybridsearch.search.rundir import load_run
 
@@ -25,18 +25,19 @@ def main(run_dir: str) -> None:
     print(f"teacher: dev {teacher['dev_score']:.4f} test {teacher['test_score']:.4f} "
           f"latency {teacher['latency_ms']:.2f} ms size {teacher['size_mb']:.1f} MB")
     print("| trial | state | seeded | front | dev | test | Δtest (pts) | p (McNemar) | speed-up | latency ms | size MB "
-          "| architecture ; choices |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| steps | architecture ; choices |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     hits = []
     for r in rows:
         if r["state"] != "COMPLETE":
-            print(f"| {r['trial']} | {r['state'].lower()} | {'yes' if r['seeded'] else ''} |  |  |  |  |  |  |  |  | "
+            print(f"| {r['trial']} | {r['state'].lower()} | {'yes' if r['seeded'] else ''} |  |  |  |  |  |  |  |  |  | "
                   f"{r.get('reason') or ''} |")
             continue
         delta = 100 * (r["test_score"] - teacher["test_score"])
         print(f"| {r['trial']} | complete | {'yes' if r['seeded'] else ''} | {'yes' if r['trial'] in on_front else ''} "
               f"| {r['dev_score']:.4f} | {r['test_score']:.4f} | {delta:+.1f} | {r['p_vs_teacher']:.3f} "
-              f"| {r['speedup']:.2f} | {r['latency_ms']:.2f} | {r['size_mb']:.1f} | {describe(r['params'])} |")
+              f"| {r['speedup']:.2f} | {r['latency_ms']:.2f} | {r['size_mb']:.1f} | {steps_text(r)} "
+              f"| {describe(r['params'])} |")
         if not r["seeded"] and r["trial"] in on_front and r["speedup"] >= 3 and delta >= -2:
             hits.append(r["trial"])
     print(f"\ntarget (sampled front member >= 3x, within 2 test points): {'met by trial(s) ' + str(hits) if hits else 'NOT met'}")

@@ -133,7 +133,10 @@ def _progress(total: int):
         done = finished_count(study)
         what = trial.user_attrs.get("reason") or (
             f"dev {m.get('dev_score', 0):.4f}, {m.get('latency_ms') or 0:.2f} ms, x{m.get('speedup') or 0:.2f}, "
-            f"{m.get('size_mb') or 0:.1f} MB")
+            f"{m.get('size_mb') or 0:.1f} MB, {m.get('steps') or 0} steps")
+        promoted = trial.user_attrs.get("promoted")
+        if promoted and not trial.user_attrs.get("reason"):
+            what += f" (promoted at dev {promoted['dev']:.4f}: +{promoted['extra_steps']})"
         print(f"  trial {trial.number:3d} [{done}/{total}, {time.perf_counter() - t0:.0f}s] "
               f"{trial.state.name.lower()}: {what}", flush=True)
 

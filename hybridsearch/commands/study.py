@@ -25,7 +25,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from hybridsearch.report import describe
-    from hybridsearch.search.pareto import front, select_best, teacher_row, trial_rows
+    from hybridsearch.search.pareto import front, select_best, steps_text, teacher_row, trial_rows
     from hybridsearch.search.results import fmt, load_study, print_front
     from hybridsearch.search.rundir import load_run
 
@@ -33,11 +33,12 @@ def run(args) -> int:
     study = load_study(run)
     rows = trial_rows(study)
     table = Table(title=f"trials of {run.path}")
-    for col in ("trial", "state", "dev", "latency ms", "size MB", "seeded", "reason", "architecture ; choices"):
+    for col in ("trial", "state", "dev", "latency ms", "size MB", "steps", "seeded", "reason",
+                "architecture ; choices"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(str(r["trial"]), r["state"].lower(), fmt(r.get("dev_score")), fmt(r.get("latency_ms"), ".2f"),
-                      fmt(r.get("size_mb"), ".1f"), "yes" if r["seeded"] else "", r.get("reason") or "",
+                      fmt(r.get("size_mb"), ".1f"), steps_text(r), "yes" if r["seeded"] else "", r.get("reason") or "",
                       describe(r["params"]))
     Console().print(table)
     teacher = teacher_row(study)

@@ -36,8 +36,18 @@ def trial_rows(study) -> list[dict]:
                     "teacher_latency_ms", "params_count"):
             row[key] = m.get(key)
         row["score"] = m.get("test_score") if m.get("test_score") is not None else m.get("dev_score")
+        row["steps"] = m.get("steps")
+        row["promoted_steps"] = (t.user_attrs.get("promoted") or {}).get("extra_steps")  # `search.promotion`
         rows.append(row)
     return rows
+
+
+def steps_text(row: dict) -> str:
+    """A row's distillation steps: "400", or "400+400" for a promoted trial; "" when it did not train."""
+    steps, extra = row.get("steps"), row.get("promoted_steps")
+    if not steps:
+        return ""
+    return f"{steps - extra}+{extra}" if extra else str(steps)
 
 
 def meets(row: dict, max_latency_ms: float | None = None, max_size_mb: float | None = None) -> bool:
