@@ -2,7 +2,8 @@
 
 `DistillObjective` holds only plain settings (picklable), so a worker process rebuilds
 the task, teacher and cached teacher logits once in `setup()`. `precheck` times the
-untrained candidate's deployed form alone (a few repeats) and sizes it from the arch;
+untrained candidate's deployed form interleaved with the teacher (`precheck_repeats` calls
+each: a second or two), so its speed-up is the trial's own protocol, and sizes it from the arch;
 `evaluate` distils and measures it against the teacher, and saves the trained student
 to `weights_dir/<sample key>/` so front members can be exported without retraining.
 """
@@ -34,7 +35,7 @@ def _teacher_flops(config) -> int | None:
 class DistillObjective(Objective):
     def __init__(self, space_path: str, task_args: dict, teacher_source: str, cache_dir=None, device: str = "cpu",
                  shape=(1, 64), threads: int | None = None, repeats: int = 30, steps: int | None = None,
-                 weights_dir: str | None = None, precheck_repeats: int = 10, latency_table: str | None = None,
+                 weights_dir: str | None = None, precheck_repeats: int = 20, latency_table: str | None = None,
                  dtype: str = "float32"):
         self.space_path, self.task_args, self.teacher_source = space_path, task_args, teacher_source
         self.cache_dir, self.device, self.shape, self.threads = cache_dir, device, tuple(shape), threads
@@ -110,10 +111,14 @@ class DistillObjective(Objective):
             return self._table.cost(arch)
         torch.manual_seed(0)
         model = for_deployment(HybridStudent(arch).eval(), int8=int8_kernels(self.device, self.dtype))
-        inputs = example_inputs(self.shape, arch.embedding.vocab_size, "cpu")
-        stats = measure_latency({"student": model}, shape=self.shape, device=self.device, threads=self.threads,
-                                repeats=self.precheck_repeats, warmup=2, inputs=inputs, dtype=self.dtype)["student"]
-        return {"latency_ms": stats.median_ms, "size_mb": size_bytes(arch) / 1e6}
+        teacher = self._ctx.teacher.model.eval()
+        inputs = example_inputs(self.shape, teacher.config.vocab_size, "cpu")
+        stats = measure_latency({"teacher": teacher, "student": model}, shape=self.shape, device=self.device,
+                                threads=self.threads, repeats=self.precheck_repeats, warmup=self._ctx.warmup,
+                                inputs=inputs, dtype=self.dtype)
+        student, ref = stats["student"].median_ms, stats["teacher"].median_ms
+        return {"latency_ms": student, "speedup": ref / student if student > 0 else None,
+                "size_mb": size_bytes(arch) / 1e6}
 
     def evaluate(self, sample: dict, report):
         from hybridsearch.distill.evaluate import evaluate

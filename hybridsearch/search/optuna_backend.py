@@ -6,7 +6,7 @@ Contracts:
   objective has a `reference()` (the teacher), a trial's latency_ms is the teacher's
   reference latency / the trial's same-run speed-up (drift-free; raw median kept).
 - budgets are constraints (`constraints_func` on user attr `constraints`, <= 0 feasible) and, before training,
-  a precheck on the untrained candidate: over-budget trials end PRUNED with
+  a precheck on the untrained candidate (drift-free like the trial's latency when it reports a speed-up): over-budget trials end PRUNED with
   user attr `reason` ("over budget: ...") and `rejected=True`.
 - a failed trial ends FAIL with user attr `reason`; trials left RUNNING by a killed
   process are failed by Optuna's heartbeat (`fail_stale_trials`) and re-enqueued once
@@ -218,7 +218,7 @@ def enqueue_seeds(study, space) -> int:
     return len(space.seeds)
 
 
-def check_budgets_reachable(space, runner, settings: SearchSettings) -> dict | None:
+def check_budgets_reachable(space, runner, settings: SearchSettings, teacher: dict | None = None) -> dict | None:
     """Precheck the space's cheapest candidate; `UserError` before any training if it breaks a budget."""
     if not settings.has_budget:
         return None
@@ -226,11 +226,12 @@ def check_budgets_reachable(space, runner, settings: SearchSettings) -> dict | N
     res = runner.run("precheck", sample)
     if res.status != "done":
         raise UserError(f"cannot measure the cheapest candidate of {space.path} ({res.reason}); fix the space")
-    reason = over_budget(res.value, settings.max_latency_ms, settings.max_size_mb)
+    cost = _drift_free(res.value or {}, teacher)
+    reason = over_budget(cost, settings.max_latency_ms, settings.max_size_mb)
     if reason:
         raise UserError(f"no candidate of {space.path} can meet the budget: its cheapest one is {reason}; "
                         f"raise the budget or use a smaller space")
-    return res.value
+    return cost
 
 
 def run_search(space, objective, storage_url: str | None, settings: SearchSettings, *, study_name: str = STUDY_NAME,
@@ -264,7 +265,7 @@ def run_search(space, objective, storage_url: str | None, settings: SearchSettin
                 raise UserError(f"measuring the teacher in the trial worker failed ({res.reason}); "
                                 "check the teacher and --device, then re-run the same command")
             study.set_user_attr("teacher", res.value)
-        check_budgets_reachable(space, runner, settings)
+        check_budgets_reachable(space, runner, settings, study.user_attrs.get("teacher"))
         fn = _trial_function(space, runner, settings)
 
         def stop_when_done(study, trial):
@@ -312,7 +313,8 @@ def _trial_function(space, runner, settings: SearchSettings):
             if res.status != "done" and settings.has_budget:
                 _fail(trial, f"precheck failed: {res.reason}")
             cost = (res.value or None) if res.status == "done" else None
-            if cost:
+            if cost:  # a same-run speed-up -> the teacher's reference latency / speed-up, like the trial's own
+                cost = _drift_free(cost, trial.study.user_attrs.get("teacher"))
                 trial.set_user_attr("precheck", cost)
         if settings.has_budget:
             reason = over_budget(cost or {}, *budgets)
