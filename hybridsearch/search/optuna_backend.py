@@ -6,8 +6,9 @@ Contracts:
   objective has a `reference()` (the teacher), a trial's latency_ms is the teacher's
   reference latency / the trial's same-run speed-up (drift-free; raw median kept).
 - budgets are constraints (`constraints_func` on user attr `constraints`, <= 0 feasible) and, before training,
-  a precheck on the untrained candidate (drift-free like the trial's latency when it reports a speed-up): over-budget trials end PRUNED with
-  user attr `reason` ("over budget: ...") and `rejected=True`.
+  a precheck on the untrained candidate (drift-free like the trial's latency when it reports a
+  speed-up): over-budget trials end PRUNED with user attr `reason` ("over budget: ...") and
+  `rejected=True`.
 - a failed trial ends FAIL with user attr `reason`; trials left RUNNING by a killed
   process are failed by Optuna's heartbeat (`fail_stale_trials`) and re-enqueued once
   (the study's user attr `stale.<n>` says why). Only trials with a stale heartbeat
@@ -63,9 +64,9 @@ class SearchSettings:
     grace_period: int | None = None  # default: 3 x heartbeat_interval
     enqueue_seeds: bool = True
     trial_timeout: float | None = None
-    promote: bool = True  # more steps for a trial that could become the --best choice (`search.promotion`)
-    promote_reach: float = 0.02  # ... if more steps raised its dev score by up to this much (fraction)
-    promote_factor: float = 1.0  # ... that many times its budget again
+    promote: bool = True  # more steps for a trial ranked towards the --best choice (`search.promotion`)
+    promote_reach: float = 0.02  # no budget: ranked if within 1 point + this (a fraction) of the teacher's dev
+    promote_factor: float = 1.0  # a promoted trial trains this many times its budget again
     promote_eta: int = 4  # ASHA's reduction factor: about one trial in promote_eta is promoted
 
     def check(self) -> SearchSettings:
