@@ -246,18 +246,24 @@ def _importance_batch(context: EvalContext, recipe: DistillRecipe, n: int = 64) 
     return batch
 
 
-def _time_against_teacher(m: Metrics, student, context: EvalContext) -> None:
+def time_against_teacher(student, context: EvalContext, repeats: int | None = None) -> tuple:
+    """(student, teacher) `LatencyStats` of `student`'s deployed form timed interleaved with the teacher,
+    by the context's protocol (`repeats` overrides its call count)."""
     from hybridsearch.measure.latency import example_inputs, int8_kernels, measure_latency
     from hybridsearch.students.deploy import for_deployment
 
     deployed = for_deployment(student, int8=int8_kernels(context.device, context.dtype))
     teacher = context.teacher.model.eval()
     inputs = example_inputs(context.shape, teacher.config.vocab_size, "cpu")
-    t0 = time.perf_counter()
     stats = measure_latency({"teacher": teacher, "student": deployed}, shape=context.shape, device=context.device,
-                            threads=context.threads, repeats=context.repeats, warmup=context.warmup, inputs=inputs,
-                            dtype=context.dtype)
-    s, t = stats["student"], stats["teacher"]
+                            threads=context.threads, repeats=repeats or context.repeats, warmup=context.warmup,
+                            inputs=inputs, dtype=context.dtype)
+    return stats["student"], stats["teacher"]
+
+
+def _time_against_teacher(m: Metrics, student, context: EvalContext) -> None:
+    t0 = time.perf_counter()
+    s, t = time_against_teacher(student, context)
     m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = s.median_ms, s.p10_ms, s.p90_ms
     m.teacher_latency_ms = t.median_ms
     m.speedup = t.median_ms / s.median_ms if s.median_ms > 0 else None

@@ -218,7 +218,7 @@ def distill(
     initial = None  # (dev, se, weights) at step 0, for the one-standard-error rule
     dev_labels = np.asarray(dev_labels)
 
-    phase_start, float_until = 0, int(round(recipe.qat_from * recipe.steps))  # late QAT: float up to this step
+    float_until = int(round(recipe.qat_from * recipe.steps))  # late QAT: training steps <= this one are float
 
     def evaluate_dev(step: int, loss_value: float | None, send: bool = True):
         nonlocal best_state, initial
@@ -245,7 +245,7 @@ def distill(
     try:
         while step < total:
             step += 1
-            if step == float_until + 1 and float_until > phase_start:
+            if step == float_until + 1:
                 set_quantization(student, True)  # late QAT: the rest of the steps train the quantized function
             if not batches:
                 batches = _epoch_batches(train_enc, n, recipe, rng)
@@ -286,7 +286,7 @@ def distill(
                 if more > 0:  # a warm restart from the best-dev weights
                     student.load_state_dict(best_state)
                     scheduler = _schedule(optimizer, recipe, steps=more, peak=RESTART_PEAK)
-                    phase_start, float_until = step, step + int(round(recipe.qat_from * more))  # same float share
+                    float_until = step + int(round(recipe.qat_from * more))  # the same float share
                     set_quantization(student, float_until == step)
                     total += more
                     result.extended_steps = more

@@ -100,9 +100,8 @@ class DistillObjective(Objective):
     def precheck(self, sample: dict) -> dict:
         import torch
 
-        from hybridsearch.measure.latency import example_inputs, int8_kernels, measure_latency
+        from hybridsearch.distill.evaluate import time_against_teacher
         from hybridsearch.students import HybridStudent
-        from hybridsearch.students.deploy import for_deployment
         from hybridsearch.students.size import size_bytes
 
         arch, _ = self.freeze(sample)
@@ -110,13 +109,8 @@ class DistillObjective(Objective):
         if self._table is not None:  # predicted from the arch alone: no model is built
             return self._table.cost(arch)
         torch.manual_seed(0)
-        model = for_deployment(HybridStudent(arch).eval(), int8=int8_kernels(self.device, self.dtype))
-        teacher = self._ctx.teacher.model.eval()
-        inputs = example_inputs(self.shape, teacher.config.vocab_size, "cpu")
-        stats = measure_latency({"teacher": teacher, "student": model}, shape=self.shape, device=self.device,
-                                threads=self.threads, repeats=self.precheck_repeats, warmup=self._ctx.warmup,
-                                inputs=inputs, dtype=self.dtype)
-        student, ref = stats["student"].median_ms, stats["teacher"].median_ms
+        s, t = time_against_teacher(HybridStudent(arch).eval(), self._ctx, repeats=self.precheck_repeats)
+        student, ref = s.median_ms, t.median_ms
         return {"latency_ms": student, "speedup": ref / student if student > 0 else None,
                 "size_mb": size_bytes(arch) / 1e6}
 
