@@ -73,8 +73,7 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hybridsearch.search.pareto import front, teacher_row, trial_rows
-    from hybridsearch.search.results import fmt
+    from hybridsearch.search.pareto import fmt, front, teacher_row, trial_rows
 
     run_dir = Path(run_dir)
     rows = trial_rows(study)

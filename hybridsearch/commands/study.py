@@ -25,8 +25,8 @@ def run(args) -> int:
     from rich.table import Table
 
     from hybridsearch.report import describe
-    from hybridsearch.search.pareto import front, select_best, steps_text, teacher_row, trial_rows
-    from hybridsearch.search.results import fmt, load_study, print_front
+    from hybridsearch.search.pareto import fmt, front, select_best, steps_text, teacher_row, trial_rows
+    from hybridsearch.search.results import load_study, print_front
     from hybridsearch.search.rundir import load_run
 
     run = load_run(args.run_dir)

@@ -23,6 +23,11 @@ CSV_COLUMNS = ("trial", "role", "score", "dev_score", "test_score", "metric", "l
 ONE_POINT = 0.01
 
 
+def fmt(v, spec=".4f") -> str:
+    """A table cell: "—" for None, numbers by `spec`, anything else as text."""
+    return "—" if v is None else format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
+
 def trial_rows(study) -> list[dict]:
     """One row per trial of the study (any state)."""
     rows = []

@@ -90,13 +90,11 @@ def finish_run(run, study, max_latency_ms=None, max_size_mb=None, objective=None
             f"-> {run.path / 'best'}; report {run.path / 'report.md'}")
 
 
-def fmt(v, spec=".4f"):
-    return "—" if v is None else format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
-
-
 def print_front(front_rows: list[dict], teacher: dict | None) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from hybridsearch.search.pareto import fmt
 
     table = Table(title="Pareto front (dev score up, latency down, size down)")
     for col in ("trial", "dev", "test", "latency ms", "speed-up", "size MB", "p vs teacher", "seeded"):
