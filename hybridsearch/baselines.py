@@ -384,7 +384,7 @@ def run_baselines(context, out_dir, methods=None, steps: int = 400, fresh: bool 
             continue
         start = time.perf_counter()
         log(f"{name}: distilling ({b.recipe.steps} steps, losses {b.recipe.losses})")
-        m = evaluate(b.arch, b.recipe, context, test=True)
+        m = evaluate(b.arch, b.recipe, context, test=True).metrics
         m.extra["wall_s"] = round(time.perf_counter() - start, 1)
         path.write_text(json.dumps({"key": key, "arch": b.arch.to_dict(), "recipe": b.recipe.to_dict(),
                                     "metrics": m.to_dict()}, indent=1, default=str))

@@ -10,7 +10,26 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-BLOCK_COLORS = {"transformer": "#4C72B0", "cnn": "#55A868", "bilstm": "#C44E52", "skip": "#DDDDDD"}
+UNKNOWN_COLOR = "#000000"  # a block no longer registered
+
+
+def _info(block: str):
+    """The block's descriptor (label, colour), or None for a name no longer registered."""
+    from hybridsearch.students.blocks import block_infos
+
+    return block_infos().get(block)
+
+
+def block_color(block: str) -> str:
+    """The block's colour in the per-layer picture (its descriptor's `color`)."""
+    info = _info(block)
+    return info.color if info is not None else UNKNOWN_COLOR
+
+
+def text_color(fill: str) -> str:
+    """Black on light fills, white on dark ones (relative luminance of the '#rrggbb' fill)."""
+    r, g, b = (int(fill[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.6 else "white"
 
 
 def _baselines(baselines_dir) -> list[dict]:
@@ -45,12 +64,13 @@ def _layers(params: dict) -> list[str]:
 
 
 def _layer_label(params: dict, i: int) -> str:
-    """Short text for layer i: block and its main size ("attn 4h", "conv k5", "lstm 96"), bits, sparsity."""
+    """Short text for layer i: block and its main size ("attn 4h", "conv k5", "lstm 96": its descriptor's
+    `label`), bits, sparsity."""
     j = i if f"layer_{i}.block" in params else 0  # shared layers repeat layer 0
     get = lambda k: params.get(f"layer_{j}.{k}")  # noqa: E731
     block = get("block") or "transformer"
-    size = {"transformer": ("attn", "heads", "{}h"), "cnn": ("conv", "kernel", "k{}"), "bilstm": ("lstm", "lstm", "{}")}
-    name, key, fmt_ = size.get(block, (block, None, ""))
+    info = _info(block)
+    name, key, fmt_ = info.label if info is not None else (block, None, "")
     text = f"{name} {fmt_.format(get(key))}" if key and get(key) is not None else name
     if get("weight_bits") and get("weight_bits") != 32:
         text += f" w{get('weight_bits')}"
@@ -113,9 +133,10 @@ def write_report(run_dir, study, baselines_dir=None) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.4 * max(1, len(fr))))
     for y, r in enumerate(fr):
         for x, block in enumerate(_layers(r["params"])):
-            ax.add_patch(plt.Rectangle((x, y + 0.1), 0.9, 0.8, color=BLOCK_COLORS.get(block, "#000000")))
+            fill = block_color(block)
+            ax.add_patch(plt.Rectangle((x, y + 0.1), 0.9, 0.8, color=fill))
             ax.text(x + 0.45, y + 0.5, _layer_label(r["params"], x), ha="center", va="center", fontsize=7,
-                    color="white" if block != "skip" else "black")
+                    color=text_color(fill))
     ax.set_yticks([y + 0.5 for y in range(len(fr))], [f"trial {r['trial']}" for r in fr], fontsize=7)
     ax.set_xlim(0, max([len(_layers(r["params"])) for r in fr] + [1]))
     ax.set_ylim(0, max(1, len(fr)))

@@ -7,29 +7,35 @@ import torch
 
 from hybridsearch.errors import UserError
 from hybridsearch.students.arch import EmbeddingSpec, LayerSpec, StudentArch
-from hybridsearch.students.blocks import block_from_spec, create_block, get_block, list_blocks, register_block
+from hybridsearch.students.blocks import (
+    block_from_spec,
+    block_info,
+    create_block,
+    get_block,
+    list_blocks,
+    register_block,
+)
 from hybridsearch.students.blocks.base import BlockContext
 
 ARCH = StudentArch(embedding=EmbeddingSpec(vocab_size=50), hidden=16, layers=[LayerSpec("skip")],
                    dropout=0.0, attn_dropout=0.0)
 
-# A LayerSpec carrying every block's fields; each block reads only its own.
-FULL = dict(heads=2, head_size=8, ffn=24, kernel=3, dilation=1, lstm_hidden=8)
-VARIANTS = [
-    ("plain", dict(), 16),
-    ("widen", dict(), 24),  # residual projection 16 -> 24
-    ("options", dict(separable=True, dilation=2, local_window=2, attn_decomposition=True, ffn=None), 16),
-]
+# Each block's fields come from its descriptor: "plain" takes every field's first example,
+# "options" its last (separable, dilation 2, local window, decomposition, no FFN, ...).
+VARIANTS = [("plain", 0, 16), ("widen", 0, 24), ("options", -1, 16)]  # widen: residual projection 16 -> 24
+
+
+def example_fields(name: str, which: int) -> dict:
+    """LayerSpec fields of block `name` from its declared examples (`BlockField.examples`)."""
+    return {f.name: f.examples[which] for f in block_info(name).fields if f.examples}
 
 
 def cases():
     for name in list_blocks():
-        for tag, extra, out in VARIANTS:
-            if name == "skip" and out != 16:
-                continue
-            if name == "transformer" and extra.get("ffn", 1) is None:
-                extra = {**extra, "ffn": 24}
-            yield pytest.param(name, {**FULL, **extra}, out, id=f"{name}-{tag}")
+        for tag, which, out in VARIANTS:
+            if block_info(name).free and out != 16:
+                continue  # a free block (skip) keeps its width
+            yield pytest.param(name, example_fields(name, which), out, id=f"{name}-{tag}")
 
 
 def make(name, fields, out):
@@ -64,8 +70,10 @@ def test_forward_backward_grads(name, fields, out):
     y, attn = block(x, BlockContext(mask=mask, token_type_ids=tt, output_attentions=True))
     assert y.shape == (3, 7, out)
     assert torch.isfinite(y).all()
-    if name == "transformer":
-        assert attn.shape == (3, fields["heads"], 7, 7)
+    if block_info(name).attention:
+        assert attn.shape[0] == 3 and attn.shape[2:] == (7, 7)  # (B, heads, T, T)
+    else:
+        assert attn is None
     (y * mask[..., None]).pow(2).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
     for pname, p in block.named_parameters():
@@ -84,18 +92,35 @@ def test_padding_invariance(name, fields, out):
         torch.testing.assert_close(y[b: b + 1, :n], alone, atol=1e-5, rtol=1e-5)
 
 
+def required_cases():
+    for name in list_blocks():
+        for f in block_info(name).fields:
+            if f.required and f.type is int:
+                yield pytest.param(name, f.name, id=f"{name}-{f.name}")
+
+
+@pytest.mark.parametrize("name,required", list(required_cases()))
+def test_check_spec_rejects_missing_sizes(name, required):
+    get_block(name).check_spec(LayerSpec(block=name, **example_fields(name, 0)), "layer 0")  # the examples pass
+    for bad in (0, None):
+        spec = LayerSpec(block=name, **{**example_fields(name, 0), required: bad})
+        with pytest.raises(UserError, match=f"layer 0: {required} must be a positive integer"):
+            get_block(name).check_spec(spec, "layer 0")
+
+
 @pytest.mark.parametrize("name", list_blocks())
-def test_check_spec_rejects_missing_sizes(name):
-    if name == "skip":
-        return
-    required = {"transformer": "heads", "cnn": "kernel", "bilstm": "lstm_hidden"}[name]
-    spec = LayerSpec(block=name, **{**FULL, required: 0})
-    with pytest.raises(UserError, match=f"{required} must be a positive integer"):
-        get_block(name).check_spec(spec, "layer 0")
+def test_descriptor_fields_are_layer_spec_fields_with_examples(name):
+    info = block_info(name)
+    assert info.label[0] and info.color.startswith("#") and len(info.color) == 7
+    for f in info.fields:
+        assert hasattr(LayerSpec(block=name), f.name) and f.examples, (name, f.name)
+    if not info.free:
+        assert info.profile is not None and info.profile.components, name  # FLOPs / profiler rows
 
 
 def test_local_window_and_decomposition_restrict_attention():
-    block = make("transformer", {**FULL, "local_window": 1, "attn_decomposition": True}, 16).eval()
+    fields = {**example_fields("transformer", 0), "local_window": 1, "attn_decomposition": True}
+    block = make("transformer", fields, 16).eval()
     x, mask, tt = batch()
     _, attn = block(x, BlockContext(mask=mask, token_type_ids=tt, output_attentions=True))  # (B, nh, T, T)
     a = attn[0, 0]

@@ -82,8 +82,8 @@ def test_stratified_split_is_deterministic_and_stratified():
 
 
 def test_local_csv_string_labels(tmp_path):
-    path = write_csv(tmp_path / "reviews.csv", [(t, "great" if lab == "pos" else "awful") for t, lab in sentiment_rows(100)],
-                     header=("review", "sentiment"))
+    rows = [(f"{t} {i}", "great" if lab == "pos" else "awful") for i, (t, lab) in enumerate(sentiment_rows(100))]
+    path = write_csv(tmp_path / "reviews.csv", rows, header=("review", "sentiment"))  # unique texts: no leak
     task = load_task(str(path), text_column="review", label_column="sentiment")
     assert task.spec.id2label == {0: "awful", 1: "great"}
     assert not task.spec.is_pair

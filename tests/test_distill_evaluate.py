@@ -22,14 +22,17 @@ def _half_arch(context):
 
 
 def test_evaluate_fills_metrics(tmp_path):
+    from hybridsearch.distill import TrialHooks
     from hybridsearch.distill.evaluate import evaluate
 
     ctx = tiny_context(tmp_path)
     seen = []
     recipe = DistillRecipe(losses=["kd_ol", "kd_eo", "kd_am"], steps=4, batch_size=16, eval_every=2,
                            max_length=16, lr=1e-3)
-    m = evaluate(_half_arch(ctx), recipe, ctx, report=lambda s, d: seen.append(s))
+    res = evaluate(_half_arch(ctx), recipe, ctx, TrialHooks(report=lambda s, d: seen.append(s)))
+    m = res.metrics
     assert m.failure is None, m.failure
+    assert res.student is not None
     assert seen == [2, 4]
     assert m.score == m.dev_score and 0 <= m.dev_score <= 1 and m.dev_se > 0
     assert 0 <= m.test_score <= 1 and m.test_se > 0 and 0 <= m.p_vs_teacher <= 1
@@ -43,13 +46,15 @@ def test_evaluate_skips_test_and_reports_invalid_and_nan(tmp_path):
 
     ctx = tiny_context(tmp_path, run_test=False, measure_speed=False)
     arch = _half_arch(ctx)
-    m = evaluate(arch, DistillRecipe(steps=2, batch_size=16, max_length=16), ctx)
+    m = evaluate(arch, DistillRecipe(steps=2, batch_size=16, max_length=16), ctx).metrics
     assert m.failure is None and m.test_score is None and m.p_vs_teacher is None and m.latency_ms is None
-    bad = evaluate(arch, DistillRecipe(losses=["kd_eo"], layer_map=[5], steps=2), ctx)
+    bad_res = evaluate(arch, DistillRecipe(losses=["kd_eo"], layer_map=[5], steps=2), ctx)
+    bad = bad_res.metrics
+    assert bad_res.student is None
     assert bad.failure.startswith("invalid:") and "teacher layer 5" in bad.failure
     ctx.logits = dict(ctx.logits, train=np.full_like(ctx.logits["train"], np.nan))
     ctx._memo.clear()  # train rows are memoised with their logits
-    nan = evaluate(arch, DistillRecipe(steps=2, batch_size=16, max_length=16), ctx)
+    nan = evaluate(arch, DistillRecipe(steps=2, batch_size=16, max_length=16), ctx).metrics
     assert "non-finite loss" in nan.failure
 
 

@@ -216,12 +216,14 @@ def test_fit_correction_recovers_group_multipliers_despite_an_outlier():
 
 def test_search_precheck_uses_the_latency_model_instead_of_timing(monkeypatch):
     """With a latency table, the search's precheck predicts latency from the arch alone (no timing)."""
+    from hybridsearch.distill.context import TaskSource, TeacherSource
     from hybridsearch.measure import latency
     from hybridsearch.search import distill_objective
 
     arch = arch_of(tf(heads=2, ffn=64))
     table = hand_table({key: 0.5 for key in arch_keys(arch)})
-    objective = distill_objective.DistillObjective("tiny.yaml", {}, "teacher-dir", latency_table="table.json")
+    objective = distill_objective.DistillObjective("tiny.yaml", TaskSource("x.csv"), TeacherSource("teacher-dir"),
+                                                   latency_table="table.json")
     objective._table = table
     objective._ctx = SimpleNamespace(task=SimpleNamespace(spec=SimpleNamespace(is_pair=False)))
     monkeypatch.setattr(objective, "freeze", lambda sample: (arch, None))

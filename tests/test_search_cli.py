@@ -73,12 +73,13 @@ def test_search_end_to_end_on_a_csv_task(tmp_path, user_files, capsys):
     from hybridsearch.search.distill_objective import sample_key
     from hybridsearch.search.results import load_study
     from hybridsearch.search.rundir import load_run
+    from hybridsearch.search.trial import read_outcome
 
     study = load_study(load_run(out))
     # every trial was prechecked against the teacher (promotion ranks by it), drift-free like its own latency
     teacher_ms = study.user_attrs["teacher"]["latency_ms"]
     for t in study.trials:
-        pre = t.user_attrs["precheck"]
+        pre = read_outcome(t).precheck
         assert pre["speedup"] > 0 and pre["latency_ms_raw"] > 0
         assert abs(pre["latency_ms"] - teacher_ms / pre["speedup"]) < 1e-9
     off = [t for t in study.trials if t.state.name == "COMPLETE" and t.number not in front_trials]

@@ -1,15 +1,28 @@
-"""Promotion: the rule (which trial earns more steps) and its wiring through the Optuna loop."""
+"""Promotion: the rule (which trial earns more steps) and its wiring through the trial protocol.
+
+Every backend runs the same hook (tests/test_backend_contract.py); here: which trials it picks, and
+that the request crosses the worker-process boundary."""
 
 from __future__ import annotations
 
 import yaml
 
-from hybridsearch.search.optuna_backend import SearchSettings, run_search
+from hybridsearch.search.backends import run_backend
 from hybridsearch.search.promotion import Finished, promotion_steps
 from hybridsearch.search.space import parse_space
-from hybridsearch.search.toy import TOY_SPACE, ToyObjective, toy_latency
+from hybridsearch.search.study import SearchSettings
+from hybridsearch.search.toy import TOY_SPACE, TOY_TEACHER, ToyTeacherObjective, toy_latency
+from hybridsearch.search.trial import read_outcome
 
-TEACHER_DEV = 0.83
+TEACHER_DEV = TOY_TEACHER["dev_score"]
+
+
+def run_search(space, objective, storage_url, settings):
+    return run_backend("optuna", space, objective, storage_url, settings)
+
+
+def outcome(t):
+    return read_outcome(t)
 
 
 def _steps(dev=0.815, best_step=400, latency=5.0, finished=(), has_budget=False, meets=True, **kw):
@@ -48,19 +61,7 @@ def test_with_budgets_trials_inside_them_rank_by_dev_score():
     assert _steps(has_budget=True, dev=0.81, meets=False, finished=inside) == 0
 
 
-class AskingObjective(ToyObjective):
-    """The toy problem with a teacher (dev 0.83, 10 ms) whose evaluate asks for more steps like `distill` does:
-    dev = 0.78 + 0.015 x the toy score (0.78-0.8325), best at the last of 100 steps; the extra steps are in the
-    metrics."""
-
-    def reference(self):
-        return {"dev_score": TEACHER_DEV, "score": TEACHER_DEV, "latency_ms": 10.0, "speedup": 1.0}
-
-    def evaluate(self, sample, report):
-        metrics = super().evaluate(sample, report)
-        dev = 0.78 + 0.015 * metrics["score"]
-        extra = report.extend(100, dev, 100)
-        return dict(metrics, score=dev, dev_score=dev, steps=100 + extra)
+AskingObjective = ToyTeacherObjective
 
 
 def test_the_search_grants_extra_steps_only_to_trials_that_could_become_the_best():
@@ -68,16 +69,16 @@ def test_the_search_grants_extra_steps_only_to_trials_that_could_become_the_best
     study = run_search(space, AskingObjective(), None,
                        SearchSettings(trials=16, objective="multi", sampler="random", seed=1, isolation="inline"))
     trials = [t for t in study.trials if t.state.name == "COMPLETE"]
-    promoted = [t for t in trials if "promoted" in t.user_attrs]
+    promoted = [t for t in trials if outcome(t).promoted]
     assert promoted and len(promoted) <= len(trials) // 4
     for t in trials:
-        extra = t.user_attrs["metrics"]["steps"] - 100
-        assert extra == (t.user_attrs["promoted"]["extra_steps"] if t in promoted else 0)
-        assert t.user_attrs["precheck"]["latency_ms"] == toy_latency(t.params)
+        extra = outcome(t).metrics["steps"] - 100
+        assert extra == (outcome(t).promoted["extra_steps"] if t in promoted else 0)
+        assert outcome(t).precheck["latency_ms"] == toy_latency(t.params)
     # each promoted trial was among the fastest quarter of the near-teacher trials finished by then
     near = TEACHER_DEV - 0.03
     for t in promoted:
-        pool = [u for u in trials if u.number <= t.number and u.user_attrs["metrics"]["dev_score"] >= near]
+        pool = [u for u in trials if u.number <= t.number and outcome(u).metrics["dev_score"] >= near]
         faster = [u for u in pool if toy_latency(u.params) < toy_latency(t.params)]
         assert len(faster) < len(pool) // 4
 
@@ -87,8 +88,8 @@ def test_no_promote_setting_never_extends():
     study = run_search(space, AskingObjective(), None,
                        SearchSettings(trials=6, objective="multi", sampler="random", seed=1, isolation="inline",
                                       promote=False))
-    assert not any("promoted" in t.user_attrs for t in study.trials)
-    assert all(t.user_attrs["metrics"]["steps"] == 100 for t in study.trials if t.state.name == "COMPLETE")
+    assert not any(outcome(t).promoted for t in study.trials)
+    assert all(outcome(t).metrics["steps"] == 100 for t in study.trials if t.state.name == "COMPLETE")
 
 
 def test_promotion_crosses_the_worker_process_boundary():
@@ -97,6 +98,6 @@ def test_promotion_crosses_the_worker_process_boundary():
                        SearchSettings(trials=8, objective="multi", sampler="random", seed=1, isolation="process",
                                       promote_eta=2))
     done = [t for t in study.trials if t.state.name == "COMPLETE"]
-    promoted = [t for t in done if "promoted" in t.user_attrs]
+    promoted = [t for t in done if outcome(t).promoted]
     assert len(done) == 8 and promoted
-    assert all(t.user_attrs["metrics"]["steps"] == 200 for t in promoted)
+    assert all(outcome(t).metrics["steps"] == 200 for t in promoted)

@@ -44,3 +44,47 @@ def test_an_explicit_storage_url_is_kept(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     run = open_run(tmp_path / "r", IDENTITY, storage=url)
     assert load_run(run.path).storage == url
+
+
+def test_a_run_made_before_the_trial_record_still_opens_in_study_show_and_export(tmp_path, capsys):
+    """Runs written before `search.trial` kept one `outcome` attribute per trial (flat `metrics`, `reason`,
+    `precheck`, ... attributes, and run.json's flat objective settings) read the same."""
+    from hybridsearch.cli import main
+    from hybridsearch.search.distill_objective import DistillObjective, sample_key
+    from hybridsearch.search.pareto import front, teacher_row, trial_rows
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    run = open_run(tmp_path / "old", IDENTITY)
+    old_objective = {"space_path": "hybrid", "task_args": {"task": "mr", "text_column": None}, "teacher_source": "T",
+                     "cache_dir": None, "device": "cpu", "shape": [1, 64], "threads": None, "repeats": 30,
+                     "steps": None, "weights_dir": str(run.path / "weights"), "precheck_repeats": 20,
+                     "latency_table": None, "dtype": "float32"}
+    meta = json.loads((run.path / "run.json").read_text())
+    (run.path / "run.json").write_text(json.dumps({**meta, "objective": old_objective}))
+    study = optuna.create_study(storage=run.storage, study_name=run.study_name,
+                                directions=["maximize", "minimize", "minimize"])
+    study.set_user_attr("teacher", {"dev_score": 0.83, "latency_ms": 20.0, "size_mb": 90.0})
+    dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for i, (state, reason) in enumerate([("COMPLETE", None), ("PRUNED", "over budget: latency"), ("FAIL", "boom")]):
+        metrics = {"dev_score": 0.8, "latency_ms": 5.0 + i, "size_mb": 20.0, "speedup": 4.0, "steps": 400}
+        attrs = {"seeded": False, "precheck": {"latency_ms": 5.0, "size_mb": 20.0}}
+        if state == "COMPLETE":
+            attrs.update(metrics=metrics, constraints=[-1.0, -1.0], promoted={"at_step": 400, "extra_steps": 400})
+        else:
+            attrs.update(reason=reason, rejected=state == "PRUNED")
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState[state], params={"x": 0.1 * i}, distributions=dist, user_attrs=attrs,
+            values=[0.8, 5.0, 20.0] if state == "COMPLETE" else None))
+    rows = trial_rows(study)
+    assert [r["reason"] for r in rows] == [None, "over budget: latency", "boom"]
+    assert rows[0]["dev_score"] == 0.8 and rows[0]["promoted_steps"] == 400 and front(rows)[0]["trial"] == 0
+    assert teacher_row(study)["dev_score"] == 0.83
+    assert main(["study", "show", str(run.path)]) == 0
+    assert "boom" in capsys.readouterr().out
+    objective = DistillObjective.from_state(old_objective)  # export re-distils with the recorded settings
+    assert objective.task.task == "mr" and objective.teacher.path == "T" and objective.latency.shape == (1, 64)
+    saved = run.path / "weights" / sample_key({"x": 0.0})
+    saved.mkdir(parents=True)
+    (saved / "config.json").write_text("{}")
+    assert main(["export", str(run.path), "--trial", "0", "--to", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "config.json").exists()

@@ -2,7 +2,7 @@
 
 SQLite's limit (documented in the README's search section): one machine, a handful of worker
 processes on a local disk (not NFS); writers queue on the database lock for up to the busy timeout
-(60 s, `optuna_backend.make_storage`). Beyond that, or across machines, use PostgreSQL.
+(60 s, `search.study.make_storage`). Beyond that, or across machines, use PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from hybridsearch.search.optuna_backend import finished_count
+from hybridsearch.search.study import finished_count
+from hybridsearch.search.trial import read_outcome
 from tests.postgres import postgres_url  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,13 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import sys
 import yaml
-from hybridsearch.search.optuna_backend import SearchSettings, run_search
+from hybridsearch.search.backends import run_backend
 from hybridsearch.search.space import parse_space
+from hybridsearch.search.study import SearchSettings
 from hybridsearch.search.toy import TOY_SPACE, ToyObjective
 
 if __name__ == "__main__":
     url, trials, sleep, seed = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-    run_search(parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml"), ToyObjective(sleep=sleep), url,
+    run_backend("optuna", parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml"), ToyObjective(sleep=sleep), url,
                SearchSettings(trials=trials, objective="multi", sampler="random", seed=seed, isolation="inline",
                               heartbeat_interval=1, grace_period=2))
 """
@@ -55,14 +57,14 @@ def _check_consistent(study, trials):
     assert finished_count(study) >= trials
     for t in got:
         if t.state.name == "COMPLETE":
-            assert len(t.values) == 3 and t.user_attrs["metrics"]["dev_score"] == t.values[0]
+            assert len(t.values) == 3 and read_outcome(t).metrics["dev_score"] == t.values[0]
     assert not [t for t in got if t.state.name == "RUNNING"]
 
 
 def _create(url):
-    # the launcher creates the study first: optuna_backend.open_study has a create race when two
+    # the launcher creates the study first: study.open_study has a create race when two
     # processes open a study that does not exist yet (DuplicatedStudyError in the loser)
-    from hybridsearch.search.optuna_backend import SearchSettings, open_study
+    from hybridsearch.search.study import SearchSettings, open_study
 
     open_study(url, SearchSettings(objective="multi", heartbeat_interval=1, grace_period=2))
 

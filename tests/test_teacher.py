@@ -16,7 +16,8 @@ from tests.data_helpers import assert_user_error, make_tiny_teacher, sentiment_r
 def sentiment_task(n=120, seed=0):
     rows = sentiment_rows(n, seed)
     cut = [int(n * 0.7), int(n * 0.85)]
-    parts = {"train": rows[:cut[0]], "dev": rows[cut[0]:cut[1]], "test": rows[cut[1]:]}
+    held_out = [(t.replace(" was ", " is "), lab) for t, lab in rows[cut[0]:]]  # not train's texts: no leak
+    parts = {"train": rows[:cut[0]], "dev": held_out[:cut[1] - cut[0]], "test": held_out[cut[1] - cut[0]:]}
     splits = {k: {"text": [t for t, _ in v], "label": [int(lab == "pos") for _, lab in v]} for k, v in parts.items()}
     return make_task(TaskSpec(name="toy-sentiment", is_pair=False, id2label={0: "neg", 1: "pos"}), splits)
 

@@ -42,6 +42,7 @@ def main() -> None:
 
     from hybridsearch.baselines import baseline_specs
     from hybridsearch.data import load_task, load_transfer_texts
+    from hybridsearch.distill import TrialHooks
     from hybridsearch.distill.evaluate import EvalContext, evaluate
     from hybridsearch.teacher import ensure_teacher, load_teacher, teacher_logits
 
@@ -73,7 +74,7 @@ def main() -> None:
             setattr(arch, key[len("arch."):], _value(changes.pop(key)))
         recipe = replace(b.recipe, **{k: _value(v) for k, v in changes.items()})
         start = time.perf_counter()
-        m = evaluate(arch, recipe, ctx, test=True, extend=(lambda *_, n=more: n) if more else None)
+        m = evaluate(arch, recipe, ctx, TrialHooks(extend=(lambda *_, n=more: n) if more else None), test=True).metrics
         row = {"method": args.method, "probe": text, "steps": steps, "steps_done": m.steps, "dev": m.dev_score,
                "test": m.test_score,
                "p_vs_teacher": m.p_vs_teacher, "best_step": m.extra.get("best_step"),

@@ -64,8 +64,9 @@ def main() -> None:
     for name, recipe in conditions.items():
         torch.manual_seed(args.seed)
         start = time.perf_counter()
-        m = evaluate(arch, recipe, ctx, test=True)
-        pred = predict(ctx.last_student, ctx.encoded("test", recipe.max_length)).argmax(-1)
+        res = evaluate(arch, recipe, ctx, test=True)
+        m = res.metrics
+        pred = predict(res.student, ctx.encoded("test", recipe.max_length)).argmax(-1)
         correct = pred == test_labels
         ref_correct = correct if ref_correct is None else ref_correct
         results[name] = {

@@ -101,16 +101,17 @@ def toy_run(name: str, seed: int, trials: int) -> float:
     import yaml
     from optuna._hypervolume import compute_hypervolume
 
-    import hybridsearch.search.optuna_backend as backend
-    from hybridsearch.search.optuna_backend import SearchSettings, run_search
+    import hybridsearch.search.study as backend
+    from hybridsearch.search.backends import run_backend
     from hybridsearch.search.space import parse_space
+    from hybridsearch.search.study import SearchSettings
     from hybridsearch.search.toy import TOY_SPACE, ToyObjective, toy_latency, toy_score, toy_size_mb
 
     space = parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml")
     original = backend.make_sampler
-    backend.make_sampler = lambda s: make(name, s.seed, trials)
+    backend.make_sampler = lambda s, *_: make(name, s.seed, trials)
     try:
-        study = run_search(space, ToyObjective(), None, SearchSettings(
+        study = run_backend("optuna", space, ToyObjective(), None, SearchSettings(
             trials=trials, objective="multi", sampler="nsga2", seed=seed, isolation="inline"))
     finally:
         backend.make_sampler = original

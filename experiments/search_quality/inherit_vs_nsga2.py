@@ -23,8 +23,9 @@ import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import NSGAIISampler
 
-from hybridsearch.search.optuna_backend import SearchSettings, run_search
+from hybridsearch.search.backends import run_backend
 from hybridsearch.search.space import parse_space
+from hybridsearch.search.study import SearchSettings
 from hybridsearch.search.toy import TOY_SPACE, ToyObjective, toy_latency, toy_score, toy_size_mb
 
 PARENT_ATTR = "hs:parent"
@@ -97,17 +98,17 @@ def run(trials: int, seed: int, inherit: bool) -> tuple[float, list[float]]:
     """(hypervolume, per child: the share of its per-layer labels equal to its recorded parent's)."""
     import yaml
 
-    import hybridsearch.search.optuna_backend as backend
+    import hybridsearch.search.study as backend
 
     space = parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml")
     pop = min(50, max(4, trials // 3))
     original = backend.make_sampler
     if inherit:
-        backend.make_sampler = lambda s: InheritingNSGAIISampler(seed=s.seed, population_size=pop)
+        backend.make_sampler = lambda s, *_: InheritingNSGAIISampler(seed=s.seed, population_size=pop)
     else:
-        backend.make_sampler = lambda s: NSGAIISampler(seed=s.seed, population_size=pop)
+        backend.make_sampler = lambda s, *_: NSGAIISampler(seed=s.seed, population_size=pop)
     try:
-        study = run_search(space, ToyObjective(), None, SearchSettings(
+        study = run_backend("optuna", space, ToyObjective(), None, SearchSettings(
             trials=trials, objective="multi", sampler="nsga2", seed=seed, isolation="inline"))
     finally:
         backend.make_sampler = original

@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
             return json.loads(path.read_text())
         arch, recipe = objective.freeze(dict(trial.params))
         recipe = replace(recipe, seed=seed, **recipe_changes)
-        m = evaluate(arch, recipe, ctx, test=(kind == "long"))
+        m = evaluate(arch, recipe, ctx, test=(kind == "long")).metrics
         row = {"trial": trial.number, "kind": kind, "seed": seed, "steps": recipe.steps, "dev": m.dev_score,
                "test": m.test_score, "failure": m.failure, "train_s": m.train_s}
         path.write_text(json.dumps(row))

@@ -89,7 +89,8 @@ def run(args) -> int:
     best, best_student, best_seed = None, None, None
     for seed in seeds:
         recipe.seed = seed
-        m = evaluate(arch, recipe, ctx)
+        res = evaluate(arch, recipe, ctx)
+        m = res.metrics
         if m.failure:
             print(f"seed {seed}: failed: {m.failure}")
             continue
@@ -97,7 +98,7 @@ def run(args) -> int:
               f"x{m.speedup:.2f}")
         results.append(m)
         if best is None or m.dev_score > best.dev_score:
-            best, best_student, best_seed = m, ctx.last_student, seed
+            best, best_student, best_seed = m, res.student, seed
     if not results:
         raise RuntimeError("every seed failed; see the reasons above")
     tests = [m.test_score for m in results]

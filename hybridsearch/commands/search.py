@@ -64,13 +64,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from hybridsearch.distill.context import LatencyProtocol, TaskSource, TeacherSource
     from hybridsearch.errors import UserError
     from hybridsearch.measure.latency import cli_latency_dtype, parse_shape, resolve_device
     from hybridsearch.search.backends import backend_options, check_backend, run_backend
     from hybridsearch.search.distill_objective import DistillObjective
-    from hybridsearch.search.optuna_backend import SearchSettings
     from hybridsearch.search.rundir import default_run_dir, environment_info, open_run, update_run
     from hybridsearch.search.space import load_space
+    from hybridsearch.search.study import SearchSettings
 
     start = time.perf_counter()
     check_backend(args.backend, **backend_options(args))  # before any work: a typo costs nothing
@@ -97,13 +98,14 @@ def run(args) -> int:
     run = open_run(out, identity, storage=args.storage,
                    extra={"space": str(space.path), "teacher": str(teacher.path), "task_source": args.task})
     print(f"run directory: {run.path}")
-    task_args = {k: getattr(args, k) for k in ("task", "text_column", "text_pair_column", "label_column",
-                                               "dev_file", "test_file", "num_labels") if hasattr(args, k)}
+    task_source = TaskSource.from_dict({k: getattr(args, k) for k in ("task", "text_column", "text_pair_column",
+                                        "label_column", "dev_file", "test_file", "num_labels") if hasattr(args, k)})
+    latency = LatencyProtocol(device=args.device, shape=shape, threads=args.threads,
+                              repeats=args.repeats, dtype=dtype)
     objective = DistillObjective(
-        str(space.path), task_args, str(teacher.path), cache_dir=args.cache_dir, device=args.device, shape=shape,
-        threads=args.threads, repeats=args.repeats, steps=args.steps, weights_dir=str(run.path / "weights"),
-        latency_table=args.latency_table, dtype=dtype)
-    update_run(run, objective=objective.__getstate__())
+        str(space.path), task_source, TeacherSource(str(teacher.path)), latency, cache_dir=args.cache_dir,
+        steps=args.steps, weights_dir=str(run.path / "weights"), latency_table=args.latency_table)
+    update_run(run, objective=objective.state())
     metadata = {**identity, "space": space.name, "task_source": args.task, "teacher_path": str(teacher.path),
                 "sampler_seed": args.seed, "shape": list(shape), "device": args.device, "dtype": dtype, **environment_info()}
     _step(f"2/5 search: {settings.trials} trials ({args.backend}, {settings.sampler}, objective {settings.objective})")
@@ -124,18 +126,20 @@ def _step(text: str) -> None:
 
 
 def _progress(total: int):
-    from hybridsearch.search.optuna_backend import finished_count
+    from hybridsearch.search.study import finished_count
+    from hybridsearch.search.trial import read_outcome
 
     t0 = time.perf_counter()
 
     def on_trial(study, trial):
-        m = trial.user_attrs.get("metrics") or {}
+        outcome = read_outcome(trial)
+        m = (outcome.metrics if outcome else None) or {}
         done = finished_count(study)
-        what = trial.user_attrs.get("reason") or (
+        what = (outcome.reason if outcome else None) or (
             f"dev {m.get('dev_score', 0):.4f}, {m.get('latency_ms') or 0:.2f} ms, x{m.get('speedup') or 0:.2f}, "
             f"{m.get('size_mb') or 0:.1f} MB, {m.get('steps') or 0} steps")
-        promoted = trial.user_attrs.get("promoted")
-        if promoted and not trial.user_attrs.get("reason"):
+        promoted = outcome.promoted if outcome else None
+        if promoted and not outcome.reason:
             what += f" (promoted at dev {promoted['dev']:.4f}: +{promoted['extra_steps']})"
         print(f"  trial {trial.number:3d} [{done}/{total}, {time.perf_counter() - t0:.0f}s] "
               f"{trial.state.name.lower()}: {what}", flush=True)

@@ -67,7 +67,7 @@ def run(args) -> int:
     hp = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "max_length": args.max_length,
           "seed": args.seed}
     if args.teacher_command == "logits" and args.teacher:
-        teacher = load_teacher(args.teacher)
+        teacher = load_teacher(args.teacher, task=task)
     else:
         teacher = ensure_teacher(task, backbone=args.backbone, cache_dir=args.cache_dir,
                                  force=getattr(args, "force", False), device=args.device, **hp)

@@ -3,7 +3,9 @@
 Contract:
 - `make_task(spec, splits)` builds a `Task` from plain python lists
   (`{"train": {"text": [...], "text_pair": [...]?, "label": [...]}, "dev": ..., "test": ...}`),
-  checking that every label fits `spec.num_labels` (else `UserError`).
+  checking that every label fits `spec.num_labels` (else `UserError`) and running
+  `hybridsearch.data.checks` on the rows: rows with missing values dropped, train rows that
+  duplicate a dev/test text dropped, >= 2 train classes and no dev/test label unknown to train.
 - `task.splits[name]` is a `datasets.Dataset` with columns "text", ["text_pair"], "label" (int).
 - `task.fingerprint` hashes the spec's content (not its name) and every split's rows, so a
   renamed file keeps its caches and any change to the data invalidates them.
@@ -90,40 +92,53 @@ def fingerprint_of(spec: TaskSpec, splits: dict[str, dict[str, list]]) -> str:
     return h.hexdigest()
 
 
-def make_task(spec: TaskSpec, splits: dict[str, dict[str, Sequence]], *, transfer=None, source: str = "") -> Task:
-    """Validate plain-list splits and wrap them as a `Task` (see module docstring)."""
+def make_task(spec: TaskSpec, splits: dict[str, dict[str, Sequence]], *, transfer=None, source: str = "",
+              origins: dict[str, str] | None = None) -> Task:
+    """Validate and clean plain-list splits and wrap them as a `Task` (see module docstring).
+
+    `origins` ({split: file or description}) only serve messages; default: the split names.
+    """
     from datasets import Dataset
+
+    from hybridsearch.data import checks
 
     missing = [s for s in SPLITS if s not in splits]
     if missing:
         raise UserError(f"task {spec.name}: missing split(s) {', '.join(missing)}; give train, dev and test")
-    clean: dict[str, dict[str, list]] = {}
+    origins = {name: (origins or {}).get(name, f"split {name}") for name in SPLITS}
+    keys = ["text", "text_pair", "label"] if spec.is_pair else ["text", "label"]
+    clean = checks.drop_missing_rows(spec.name, {name: _columns(spec, name, splits[name], keys)
+                                                 for name in SPLITS}, origins)
     for name in SPLITS:
-        cols = splits[name]
-        keys = ["text", "text_pair", "label"] if spec.is_pair else ["text", "label"]
-        for key in keys:
-            if key not in cols:
-                raise UserError(f"task {spec.name}: split {name} has no {key!r} column; available: {', '.join(cols)}")
-        n = len(cols["label"])
-        if n == 0:
-            raise UserError(f"task {spec.name}: split {name} is empty; give more rows or explicit split files")
-        out = {key: list(cols[key]) for key in keys}
-        if any(len(v) != n for v in out.values()):
-            raise UserError(f"task {spec.name}: split {name} has columns of different lengths")
-        labels = [int(x) for x in out["label"]]
-        bad = sorted({x for x in labels if not 0 <= x < spec.num_labels})
-        if bad:
-            raise UserError(
-                f"task {spec.name}: split {name} has label ids {bad[:5]} outside 0..{spec.num_labels - 1} "
-                f"(num_labels={spec.num_labels}); fix the labels or the task's label set"
-            )
-        out["label"] = labels
-        out["text"] = [str(t) for t in out["text"]]
-        if spec.is_pair:
-            out["text_pair"] = [str(t) for t in out["text_pair"]]
-        clean[name] = out
+        clean[name] = _typed(spec, name, clean[name])
+    clean = checks.check_rows(spec.name, clean, origins, spec.id2label)
     datasets = {name: Dataset.from_dict(clean[name]) for name in SPLITS}
     return Task(spec=spec, splits=datasets, fingerprint=fingerprint_of(spec, clean), transfer=transfer, source=source)
+
+
+def _columns(spec: TaskSpec, name: str, cols: dict[str, Sequence], keys: list[str]) -> dict[str, list]:
+    """The split's `keys` columns as lists; UserError if one is absent or lengths differ."""
+    for key in keys:
+        if key not in cols:
+            raise UserError(f"task {spec.name}: split {name} has no {key!r} column; available: {', '.join(cols)}")
+    out = {key: list(cols[key]) for key in keys}
+    if len({len(v) for v in out.values()}) > 1:
+        raise UserError(f"task {spec.name}: split {name} has columns of different lengths")
+    return out
+
+
+def _typed(spec: TaskSpec, name: str, cols: dict[str, list]) -> dict[str, list]:
+    """Labels as ints in 0..num_labels-1 (else UserError), texts as str."""
+    labels = [int(x) for x in cols["label"]]
+    bad = sorted({x for x in labels if not 0 <= x < spec.num_labels})
+    if bad:
+        raise UserError(
+            f"task {spec.name}: split {name} has label ids {bad[:5]} outside 0..{spec.num_labels - 1} "
+            f"(num_labels={spec.num_labels}); fix the labels or the task's label set"
+        )
+    out = {key: [str(t) for t in values] for key, values in cols.items() if key != "label"}
+    out["label"] = labels
+    return out
 
 
 def _allocate(counts: list[int], fraction: float) -> list[int]:

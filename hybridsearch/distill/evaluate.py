@@ -1,4 +1,4 @@
-"""`evaluate(arch, recipe, context, report=None) -> Metrics`: the one function every backend calls.
+"""`evaluate(arch, recipe, context, hooks=None) -> EvalResult`: the one function every backend calls.
 
 Steps: validate arch + recipe (an invalid pair is a failed `Metrics`, not an exception);
 cost from the arch alone (bytes as exported, parameters, analytic FLOPs); build the
@@ -8,13 +8,14 @@ checkpoint is kept); optionally score test once and compare with the teacher by 
 time the deployed form (`students.deploy.for_deployment`) interleaved with the teacher
 in the same run (`measure.latency`).
 
-`Metrics.score` is the dev score: what a search optimizes. `test_score` is filled only
+`EvalResult.metrics.score` is the dev score: what a search optimizes. `test_score` is filled only
 when `context.run_test` (or the `test` argument) is true: test is touched once per
 reported model, never for selection. Scores are fractions (accuracy 0.81), not percent.
 
 Failures (divergence, out of memory, an error inside a block) are returned as
-`Metrics.failure`; a prune signal raised by `report` (ours or optuna's `TrialPruned`)
-propagates unchanged.
+`Metrics.failure` (and `EvalResult.student` None); a prune signal raised by `hooks.report`
+(ours or optuna's `TrialPruned`) propagates unchanged. Every latency measurement runs
+inside `hooks.measuring()` (a node lock passed in by the caller; none by default).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hybridsearch.distill import TrialPruned
+from hybridsearch.distill import NO_HOOKS, TrialHooks, TrialPruned
 from hybridsearch.distill.recipe import DistillRecipe
 from hybridsearch.errors import UserError
 
@@ -81,7 +82,6 @@ class EvalContext:
     progress: bool = True
     measure_speed: bool = True
     store_teacher_states: bool = True  # KD-EO / emb losses read stored teacher states (no teacher forward per step)
-    last_student: Any = field(default=None, repr=False)  # the last trained student (for callers that save it)
     _memo: dict = field(default_factory=dict, repr=False)
 
     def encoded(self, split: str, max_length: int) -> dict:
@@ -115,7 +115,7 @@ class EvalContext:
     def teacher_states(self, recipe: DistillRecipe):
         """Stored teacher hidden states of `train_rows(recipe)` (`distill.teacher_states`), or None
         when the recipe needs none, needs attention maps (KD-AM), or storing is switched off."""
-        if not (self.store_teacher_states and recipe.needs_teacher_states() and "kd_am" not in recipe.losses):
+        if not (self.store_teacher_states and recipe.needs_teacher_states() and not recipe.needs_attention()):
             return None
         from hybridsearch.distill.teacher_states import teacher_states
 
@@ -148,9 +148,20 @@ def arch_cost(arch, seq_len: int = 64, batch: int = 1) -> dict:
     return out
 
 
-def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, test: bool | None = None,
-             extend=None) -> Metrics:
-    """Distil and measure one student; see the module docstring. `extend`: see `distill.trainer.distill`."""
+@dataclass
+class EvalResult:
+    """One evaluation: what it measured, and the trained student (None when it failed before or in training)."""
+
+    metrics: Metrics
+    student: Any = None
+
+
+def evaluate(arch, recipe: DistillRecipe, context: EvalContext, hooks: TrialHooks | None = None,
+             test: bool | None = None) -> EvalResult:
+    """Distil and measure one student; see the module docstring and `distill.TrialHooks`."""
+    from hybridsearch.students.blocks import block_info
+
+    hooks = hooks or NO_HOOKS
     spec = context.task.spec
     m = Metrics(metric=spec.metric)
     t_cfg = context.teacher.model.config
@@ -159,23 +170,23 @@ def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, tes
         recipe.validate(
             student_layers=len(arch.layers),
             teacher_layers=t_cfg.num_hidden_layers,
-            has_attention=any(layer.block == "transformer" for layer in arch.layers),
+            has_attention=any(block_info(layer.block).attention for layer in arch.layers),
         )
         if arch.num_labels != spec.num_labels:
             raise UserError(f"arch has {arch.num_labels} labels, task {spec.name} has {spec.num_labels}")
     except UserError as exc:
         m.failure = f"invalid: {exc}"
-        return m
+        return EvalResult(m)
     batch, seq = context.shape
+    student = None
     try:
         cost = arch_cost(arch, seq, batch)
         m.size_bytes, m.params, m.flops = cost["size_bytes"], cost["params"], cost["flops"]
         if "flops_error" in cost:
             m.extra["flops_error"] = cost["flops_error"]
-        student = _train_and_score(arch, recipe, context, report, m, context.run_test if test is None else test,
-                                   extend)
+        student = _train_and_score(arch, recipe, context, hooks, m, context.run_test if test is None else test)
         if m.failure is None and context.measure_speed:
-            _time_against_teacher(m, student, context)
+            _time_against_teacher(m, student, context, hooks.measuring)
     except Exception as exc:
         if _is_prune(exc):
             raise
@@ -185,10 +196,10 @@ def evaluate(arch, recipe: DistillRecipe, context: EvalContext, report=None, tes
             msg = " ".join(str(exc).split())[:300]
             kind = "out of memory" if "out of memory" in msg.lower() else type(exc).__name__
             m.failure = f"error ({kind}): {msg}"
-    return m
+    return EvalResult(m, None if m.failure else student)
 
 
-def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run_test: bool, extend=None):
+def _train_and_score(arch, recipe, context: EvalContext, hooks: TrialHooks, m: Metrics, run_test: bool):
     """Distil, then fill the scores into `m`; returns the trained student."""
     import torch
 
@@ -206,8 +217,8 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
     dev_labels = context.task.labels("dev")
     res = distill(student, recipe, enc, labels, logits, dev_enc, dev_labels, spec.metric,
                   teacher_model=teacher.model if recipe.needs_teacher_states() else None,
-                  report=report, device=context.device, progress=context.progress,
-                  teacher_states=context.teacher_states(recipe), extend=extend)
+                  report=hooks.report, device=context.device, progress=context.progress,
+                  teacher_states=context.teacher_states(recipe), extend=hooks.extend)
     m.steps, m.train_s = res.steps_done, round(res.wall_s, 2)
     m.extra.update({"train_rows": sources, "best_step": res.best_step, "kept_initial": res.kept_initial,
                     "history": res.history, "extended_steps": res.extended_steps})
@@ -215,7 +226,6 @@ def _train_and_score(arch, recipe, context: EvalContext, report, m: Metrics, run
         m.failure = res.failure
         return student
     _score_into(m, student, context, recipe.max_length, run_test)
-    context.last_student = student
     return student
 
 
@@ -246,32 +256,38 @@ def _importance_batch(context: EvalContext, recipe: DistillRecipe, n: int = 64) 
     return batch
 
 
-def time_against_teacher(student, context: EvalContext, repeats: int | None = None) -> tuple:
+def time_against_teacher(student, context: EvalContext, repeats: int | None = None, measuring=None) -> tuple:
     """(student, teacher) `LatencyStats` of `student`'s deployed form timed interleaved with the teacher,
-    by the context's protocol (`repeats` overrides its call count)."""
+    by the context's protocol (`repeats` overrides its call count), inside `measuring()` when given."""
+    from contextlib import nullcontext
+
     from hybridsearch.measure.latency import example_inputs, int8_kernels, measure_latency
     from hybridsearch.students.deploy import for_deployment
 
     deployed = for_deployment(student, int8=int8_kernels(context.device, context.dtype))
     teacher = context.teacher.model.eval()
     inputs = example_inputs(context.shape, teacher.config.vocab_size, "cpu")
-    stats = measure_latency({"teacher": teacher, "student": deployed}, shape=context.shape, device=context.device,
-                            threads=context.threads, repeats=repeats or context.repeats, warmup=context.warmup,
-                            inputs=inputs, dtype=context.dtype)
+    with (measuring or nullcontext)():
+        stats = measure_latency({"teacher": teacher, "student": deployed}, shape=context.shape,
+                                device=context.device, threads=context.threads, repeats=repeats or context.repeats,
+                                warmup=context.warmup, inputs=inputs, dtype=context.dtype)
     return stats["student"], stats["teacher"]
 
 
-def _time_against_teacher(m: Metrics, student, context: EvalContext) -> None:
+def _time_against_teacher(m: Metrics, student, context: EvalContext, measuring=None) -> None:
     t0 = time.perf_counter()
-    s, t = time_against_teacher(student, context)
+    s, t = time_against_teacher(student, context, measuring=measuring)
     m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = s.median_ms, s.p10_ms, s.p90_ms
     m.teacher_latency_ms = t.median_ms
     m.speedup = t.median_ms / s.median_ms if s.median_ms > 0 else None
     m.extra["latency_s"] = round(time.perf_counter() - t0, 2)
 
 
-def teacher_metrics(context: EvalContext, test: bool = True) -> Metrics:
-    """The teacher's own row: scores from its cached logits, its size as exported at fp32, its latency."""
+def teacher_metrics(context: EvalContext, test: bool = True, measuring=None) -> Metrics:
+    """The teacher's own row: scores from its cached logits, its size as exported at fp32, its latency
+    (inside `measuring()` when given)."""
+    from contextlib import nullcontext
+
     from hybridsearch.data.metrics import score
     from hybridsearch.measure.latency import measure_latency
     from hybridsearch.students import arch_from_teacher_config
@@ -287,9 +303,10 @@ def teacher_metrics(context: EvalContext, test: bool = True) -> Metrics:
     cost = arch_cost(arch, context.shape[1], context.shape[0])
     m.size_bytes, m.params, m.flops = cost["size_bytes"], cost["params"], cost["flops"]
     if context.measure_speed:
-        stats = measure_latency({"teacher": context.teacher.model.eval()}, shape=context.shape,
-                                device=context.device, threads=context.threads, repeats=context.repeats,
-                                warmup=context.warmup, dtype=context.dtype)["teacher"]
+        with (measuring or nullcontext)():
+            stats = measure_latency({"teacher": context.teacher.model.eval()}, shape=context.shape,
+                                    device=context.device, threads=context.threads, repeats=context.repeats,
+                                    warmup=context.warmup, dtype=context.dtype)["teacher"]
         m.latency_ms, m.latency_p10_ms, m.latency_p90_ms = stats.median_ms, stats.p10_ms, stats.p90_ms
         m.teacher_latency_ms, m.speedup = stats.median_ms, 1.0
     return m

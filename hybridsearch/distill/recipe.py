@@ -5,7 +5,8 @@ Plain dataclass with a JSON round trip. `validate()` checks the recipe alone;
 against a student and teacher (layer map inside both depths, KD-AM only with
 attention layers). Every problem is a one-line `UserError`.
 
-Losses (combinable, each scaled by `weights.get(name, 1.0)`):
+Losses (combinable, each scaled by `weights.get(name, 1.0)`; the registry in `distill.losses`,
+`register_loss`, is the list, and what each reads decides `needs_teacher_states` and friends):
 - ``kd_ol``: soft-label KL at temperature T (times T^2), mixed with hard-label CE:
   ``(1 - alpha) * T^2 * KL + alpha * CE`` (Hinton et al.; CE only on labelled rows);
 - ``kd_eo``: hidden-state MSE between mapped student / teacher layers;
@@ -26,7 +27,6 @@ from typing import Any
 
 from hybridsearch.errors import UserError
 
-LOSSES = ("kd_ol", "kd_eo", "kd_am", "emb")
 LAYER_MAPS = ("uniform", "last_k")
 
 
@@ -87,9 +87,19 @@ class DistillRecipe:
     def loss_weight(self, name: str) -> float:
         return float(self.weights.get(name, 1.0))
 
+    def _infos(self) -> list:
+        """Registry entries of the recipe's losses (unknown names are skipped; `validate` names them)."""
+        from hybridsearch.distill.losses import list_losses, loss_info
+
+        return [loss_info(name) for name in self.losses if name in list_losses()]
+
     def needs_teacher_states(self) -> bool:
         """True when a loss needs teacher hidden states or attention (a teacher forward per step)."""
-        return any(name in self.losses for name in ("kd_eo", "kd_am", "emb"))
+        return any(info.needs_teacher for info in self._infos())
+
+    def needs_attention(self) -> bool:
+        """True when a loss reads attention maps (the teacher runs every step; stored states do not do)."""
+        return any(info.attention for info in self._infos())
 
     def warmup_steps(self) -> int:
         return int(round(self.warmup * self.steps)) if self.warmup < 1 else int(self.warmup)
@@ -102,14 +112,17 @@ class DistillRecipe:
         has_attention: bool | None = None,
     ) -> DistillRecipe:
         """Raise `UserError` on a bad recipe; returns self. Optional arguments add cross-checks."""
+        from hybridsearch.distill.losses import list_losses
+
+        known = list_losses()
         if not self.losses:
-            raise UserError(f"recipe has no losses; choose from {list(LOSSES)}")
+            raise UserError(f"recipe has no losses; choose from {known}")
         for name in self.losses:
-            if name not in LOSSES:
-                raise UserError(f"unknown loss {name!r}; choose from {list(LOSSES)}")
+            if name not in known:
+                raise UserError(f"unknown loss {name!r}; choose from {known}")
         for name in self.weights:
-            if name not in LOSSES:
-                raise UserError(f"weight given for unknown loss {name!r}; choose from {list(LOSSES)}")
+            if name not in known:
+                raise UserError(f"weight given for unknown loss {name!r}; choose from {known}")
         if not isinstance(self.steps, int) or self.steps <= 0:
             raise UserError(f"recipe steps must be a positive integer, got {self.steps!r}; set steps >= 1")
         if self.temperature <= 0:
@@ -125,15 +138,17 @@ class DistillRecipe:
                             f"got {self.qat_from}; use 0 for QAT throughout")
         if isinstance(self.layer_map, str) and self.layer_map not in LAYER_MAPS:
             raise UserError(f"unknown layer_map {self.layer_map!r}; use one of {list(LAYER_MAPS)} or a list")
-        if "kd_am" in self.losses and has_attention is False:
-            raise UserError("KD-AM (kd_am) needs a student with at least one transformer layer; "
-                            "drop kd_am from the losses or add an attention layer")
+        attn = [info.name for info in self._infos() if info.attention]
+        if attn and has_attention is False:
+            raise UserError(f"attention-map (KD-AM) loss {', '.join(attn)} needs a student with at least one "
+                            f"attention (transformer) layer; drop it from the losses or add an attention layer")
         if student_layers is not None and teacher_layers is not None and self.needs_layer_map():
             resolve_layer_map(self.layer_map, student_layers, teacher_layers)
         return self
 
     def needs_layer_map(self) -> bool:
-        return "kd_eo" in self.losses or "kd_am" in self.losses
+        """True when a loss pairs student and teacher layers through `layer_map`."""
+        return any(info.layer_map for info in self._infos())
 
 
 def resolve_layer_map(layer_map: str | list, student_layers: int, teacher_layers: int) -> list[tuple[int, int]]:

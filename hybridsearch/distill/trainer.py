@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from hybridsearch.distill.losses import DistillLoss
+from hybridsearch.distill.losses import DistillLoss, loss_info
 from hybridsearch.distill.recipe import DistillRecipe
 from hybridsearch.students.quant import set_quantization
 
@@ -190,18 +190,19 @@ def distill(
     n = labels_t.shape[0]
     if n == 0:
         return TrainResult(failure="no training rows", wall_s=time.perf_counter() - t0)
-    want_states, want_att = recipe.needs_teacher_states(), "kd_am" in recipe.losses
+    want_states, want_att = recipe.needs_teacher_states(), recipe.needs_attention()
     stored = teacher_states if want_states and not want_att else None  # no teacher forward per step
     if want_states and teacher_model is None and stored is None:
         raise ValueError("recipe needs teacher hidden states / attention but no teacher model was given")
     widths, has_att = _student_widths(student, _slice(train_enc, torch.arange(min(2, n)), device), want_att)
     if want_att and not has_att:
-        return TrainResult(failure="kd_am needs attention maps but the student returned none",
+        names = ", ".join(n for n in recipe.losses if loss_info(n).attention)
+        return TrainResult(failure=f"{names} needs attention maps but the student returned none",
                            wall_s=time.perf_counter() - t0)
     restore_attn = None
     if stored is not None:
         loss_fn = DistillLoss(recipe, widths, stored.hidden_size, stored.num_hidden_layers).to(device)
-        stored_layers = sorted({t for _, t in loss_fn.pairs} | ({0} if "emb" in recipe.losses else set()))
+        stored_layers = loss_fn.teacher_layers()
     elif want_states:
         teacher_model.to(device).eval()
         if want_att:

@@ -22,6 +22,18 @@ LAYERNORM_FLOPS = 8
 ACTIVATION_FLOPS = 8
 
 
+@dataclass(frozen=True)
+class Elementwise:
+    """The elementwise costs above, per element: what a block's FLOPs hook (`BlockProfile.flops`) gets."""
+
+    softmax: int = SOFTMAX_FLOPS
+    layernorm: int = LAYERNORM_FLOPS
+    activation: int = ACTIVATION_FLOPS
+
+
+EW = Elementwise()
+
+
 @dataclass
 class Flops:
     """FLOPs of one component for one forward pass."""

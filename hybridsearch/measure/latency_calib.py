@@ -23,19 +23,26 @@ import statistics
 from dataclasses import dataclass
 
 from hybridsearch.measure.latency_model import (
-    KINDS,
     LatencyTable,
     _parse,
     arch_keys,
     current_fingerprint,
+    has_fallback,
     latency_signature,
     part_features,
     part_group,
 )
 
-LATENCY_RELEVANT = {"block", "hidden", "heads", "head_size", "ffn", "kernel", "dilation", "separable", "lstm",
-                    "weight_bits", "act_bits"}
+COMMON_LATENCY_KEYS = {"block", "hidden", "weight_bits", "act_bits"}  # space `layer:` keys every block's latency reads
 SYNTHETIC_TASK_TOKENS = 8000  # a `vocab: task` student keeps this many ids when no task is given
+
+
+def latency_relevant() -> set[str]:
+    """Space `layer:` keys that change a layer's latency: the common ones and every block's tagged fields."""
+    from hybridsearch.students.blocks import block_infos
+
+    tagged = {f.space_key for info in block_infos().values() for f in info.fields if f.tag and f.space_key}
+    return COMMON_LATENCY_KEYS | tagged
 
 
 # ---- what the space can produce --------------------------------------------------------
@@ -53,6 +60,7 @@ def _values(ch, relevant: bool) -> list:
 
 def _layer_combos(layer: dict) -> list[dict]:
     """Every assignment of the layer template's active keys (same `when` logic as sampling)."""
+    relevant = latency_relevant()
     combos = [{}]
     for key, ch in layer.items():
         nxt = []
@@ -60,38 +68,40 @@ def _layer_combos(layer: dict) -> list[dict]:
             if not ch.active(values):
                 nxt.append(values)
                 continue
-            nxt += [{**values, key: v} for v in _values(ch, key in LATENCY_RELEVANT)]
+            nxt += [{**values, key: v} for v in _values(ch, key in relevant)]
         combos = nxt
     return combos
 
 
-def freeze_base(teacher_config, task_tokens: bool = True):
-    """A FreezeBase matching the teacher's vocabulary; `vocab: task` keeps a synthetic id set."""
-    from hybridsearch.search.freeze import FreezeBase
-
+def freeze_base(teacher_config, task_tokens: bool = True) -> dict:
+    """The freeze base (`search.freeze.FreezeBase` fields, as a dict the space accepts) matching the
+    teacher's vocabulary; `vocab: task` keeps a synthetic id set."""
     vocab = int(teacher_config.vocab_size)
     tokens = list(range(0, vocab, max(vocab // SYNTHETIC_TASK_TOKENS, 1))) if task_tokens else None
-    return FreezeBase(vocab_size=vocab, max_positions=int(getattr(teacher_config, "max_position_embeddings", 512)),
-                      unk_id=min(100, vocab - 1), task_tokens=tokens)
+    return {"vocab_size": vocab, "max_positions": int(getattr(teacher_config, "max_position_embeddings", 512)),
+            "unk_id": min(100, vocab - 1), "task_tokens": tokens}
 
 
 def space_parts(space, base) -> dict[str, tuple]:
-    """{part key: (arch, layer index or None)}: one small arch per part the space can produce."""
-    from hybridsearch.search.freeze import to_arch
+    """{part key: (arch, layer index or None)}: one small arch per part the space can produce.
 
+    `space` builds the archs (`space.to_arch(resolved values, base)`): measure never imports search.
+    """
+    from hybridsearch.students.blocks import block_info
+
+    to_arch = space.to_arch
     grp = {g: {k: _values(ch, True) for k, ch in getattr(space, g).items()} for g in ("arch", "emb")}
     arch_opts = [dict(zip(grp["arch"], v)) for v in itertools.product(*grp["arch"].values())]
     emb_opts = [dict(zip(grp["emb"], v)) for v in itertools.product(*grp["emb"].values())]
     layer_opts = _layer_combos(space.layer)
     widths = sorted({v["hidden"] for v in layer_opts if v.get("hidden")})
-    probe = next((v for v in layer_opts if v.get("block") != "skip"), None) or {"block": "cnn", "kernel": 3}
+    costly = [v for v in layer_opts if not block_info(v["block"]).free]  # skip layers have no part
+    probe = costly[0] if costly else layer_opts[0]
     parts: dict[str, tuple] = {}
     for a in arch_opts:
         a = {**a, "sharing": "none"}
         for in_h in [a.get("hidden", 384), *widths]:
-            for values in layer_opts:
-                if values.get("block") == "skip":
-                    continue
+            for values in costly:
                 arch = to_arch({"arch": {**a, "hidden": in_h}, "emb": {}, "layers": [values]}, base)
                 parts.setdefault(arch_keys(arch)[1], (arch, 0))
         for e in emb_opts:
@@ -295,10 +305,11 @@ def calibrate(teacher, space, shape=(1, 64), threads=None, device="cpu", repeats
         bar.update(len(keys))
     table = LatencyTable(fingerprint=fp, teacher_ms=statistics.median(teacher_ms), entries=entries, space=space.hash,
                          meta={"repeats": repeats, "warmup": warmup, "parts": len(parts), "space_path": space.path})
-    by_kind: dict[str, list] = {k: [] for k in KINDS}
+    by_kind: dict[str, list] = {}
     for key, r in entries.items():
-        kind, x = part_features(key, shape)
-        by_kind[kind].append((x, r))
+        if has_fallback(_parse(key)[0]):
+            kind, x = part_features(key, shape)
+            by_kind.setdefault(kind, []).append((x, r))
     table.fits = {k: _fit(rows) for k, rows in by_kind.items() if rows}
     students = random_archs(space, base, range(n_students * 20), n=n_students)
     measured = []
@@ -354,11 +365,10 @@ def check(table: LatencyTable, teacher, space, n: int = 30, repeats: int = 20, w
 
 
 def _describe(arch) -> str:
-    """'emb128 | transformer(h4,f768,int8) cnn(k3,f384) ...' for the check's table."""
+    """'e128 tran(h4,s32,f768,q8) cnn(k3,dl1,f384) ...' for the check's table (non-zero latency tags)."""
     out = [f"e{arch.embedding_size}{'+task' if arch.embedding.kept_tokens is not None else ''}"]
     for key in arch_keys(arch)[1:]:
         kind, v = _parse(key)
-        detail = {"transformer": f"h{v.get('h')},f{v.get('f')}", "cnn": f"k{v.get('k')},f{v.get('f')}",
-                  "bilstm": f"l{v.get('l')}"}[kind]
+        detail = ",".join(f"{t}{x}" for t, x in v.items() if t not in ("in", "out", "q") and x)
         out.append(f"{kind[:4]}({detail}{',q8' if v['q'] else ''})")
     return " ".join(out)

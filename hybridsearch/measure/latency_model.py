@@ -7,8 +7,8 @@ dtype, torch / transformers versions, teacher shape, model version):
 - `entries`: per-part latencies *relative to the teacher* measured interleaved with
   it (`measure.latency`), keyed by the latency-relevant fields only:
   `base|...` (embeddings, pooler, classifier, forward overhead) and
-  `layer|...` (one block as deployed: type, in / out width, heads, head size,
-  FFN, kernel, LSTM size, int8 path, attention restrictions);
+  `layer|...` (one block as deployed: type, in / out width, the fields its descriptor
+  tags as latency-relevant (heads, head size, FFN, kernel, LSTM size, ...), int8 path);
 - `fits`: per part kind, a least-squares fit of the relative latency on MAC counts
   (`part_features`), used for a part the table has no entry for (another space);
 - `correction`: per part group (`base`, `<block>.q0|q1`) a multiplier, and `b` an
@@ -33,27 +33,21 @@ from pathlib import Path
 from hybridsearch.errors import UserError
 
 MODEL_VERSION = 2
-KINDS = ("base", "transformer", "cnn", "bilstm")
 FINGERPRINT_FIELDS = ("device", "threads", "shape", "dtype", "torch", "transformers", "teacher", "model_version")
 
 
-# ---- keys and features (pure Python: no torch, no model) ----------------------------------
+# ---- keys and features (from the arch alone: no model is built) ----------------------------------
+# Block-specific parts come from each block's descriptor (`students.blocks.block_info`): its key is
+# the tagged fields (`BlockInfo.latency_rest`), its fallback features `BlockInfo.latency_macs`.
 def layer_key(spec, in_hidden: int, out_hidden: int) -> str | None:
-    """The latency-relevant description of one layer; None for a skip layer (no cost)."""
-    if spec.block == "skip":
+    """The latency-relevant description of one layer; None for a free block (skip: no cost)."""
+    from hybridsearch.students.blocks import block_info
+
+    info = block_info(spec.block)
+    if info.free:
         return None
     int8 = int(spec.weight_bits == 8 and spec.act_bits == 8)
-    if spec.block == "transformer":
-        rest = (f"h{spec.heads}.s{spec.head_size}.f{spec.ffn}.d{int(bool(spec.attn_decomposition))}"
-                f".w{spec.local_window or 0}")
-    elif spec.block == "cnn":
-        rest = f"k{spec.kernel}.dl{spec.dilation}.sep{int(bool(spec.separable))}.f{spec.ffn or 0}"
-    elif spec.block == "bilstm":
-        rest = f"l{spec.lstm_hidden}.f{spec.ffn or 0}"
-    else:
-        raise UserError(f"the latency model does not know block type {spec.block!r}; "
-                        f"add it to measure/latency_model.py or predict with a measured run")
-    return f"layer|{spec.block}|{in_hidden}>{out_hidden}|{rest}|q{int8}"
+    return f"layer|{spec.block}|{in_hidden}>{out_hidden}|{info.latency_rest(spec)}|q{int8}"
 
 
 def base_key(arch) -> str:
@@ -85,7 +79,7 @@ def _parse(key: str) -> tuple[str, dict]:
         return "base", {"e": int(e), "in": int(h), "out": int(parts[2][1:]), "kept": int(parts[3][4:])}
     h_in, h_out = parts[2].split(">")
     vals = {"in": int(h_in), "out": int(h_out), "q": int(parts[4][1:])}
-    for item in parts[3].split("."):
+    for item in filter(None, parts[3].split(".")):
         name = item.rstrip("0123456789")
         vals[name] = int(item[len(name):])
     return parts[1], vals
@@ -95,6 +89,28 @@ def part_group(key: str) -> str:
     """The correction group of a part: 'base' or '<block>.q<int8>'."""
     parts = key.split("|")
     return "base" if parts[0] == "base" else f"{parts[1]}.{parts[4]}"
+
+
+def has_fallback(kind: str) -> bool:
+    """Whether parts of this kind ('base' or a block name) can be predicted by a fit on MAC counts."""
+    if kind == "base":
+        return True
+    from hybridsearch.students.blocks import block_infos
+
+    info = block_infos().get(kind)
+    return info is not None and info.latency_macs is not None
+
+
+def _unit_macs(kind: str, v: dict, N: int) -> int:
+    """MACs of a PostLNLayer's wrapper around its mixer: residual projection and FFN."""
+    from hybridsearch.students.blocks import block_info, get_block
+    from hybridsearch.students.blocks.base import PostLNLayer
+
+    if not issubclass(get_block(kind), PostLNLayer):
+        return 0
+    ffn = block_info(kind).field("ffn")
+    lin = N * v["in"] * v["out"] * (v["in"] != v["out"])  # residual projection
+    return lin + 2 * N * v["out"] * (v.get(ffn.tag, 0) if ffn is not None and ffn.tag else 0)  # FFN
 
 
 def part_features(key: str, shape: tuple[int, int]) -> tuple[str, list[float]]:
@@ -107,21 +123,15 @@ def part_features(key: str, shape: tuple[int, int]) -> tuple[str, list[float]]:
         fp = N * v["e"] * v["in"] * (v["e"] != v["in"]) + B * (v["out"] * v["out"] + 2 * v["out"])
         steps = v["kept"] * N  # token remap gather
     else:
-        lin = N * v["in"] * v["out"] * (v["in"] != v["out"])  # residual projection
-        lin += 2 * N * v["out"] * v.get("f", 0)  # FFN
-        if kind == "transformer":
-            inner = v["h"] * v["s"]
-            lin += N * (3 * v["in"] * inner + inner * v["out"])
-            attn = 2.0 * B * v["h"] * T * T * v["s"]
-        elif kind == "cnn":
-            if v["sep"]:
-                fp += N * v["in"] * v["k"]  # depthwise conv stays float
-                lin += N * v["in"] * v["out"]
-            else:
-                lin += N * v["k"] * v["in"] * v["out"]
-        elif kind == "bilstm":
-            lin += 2 * N * 4 * v["l"] * (v["in"] + v["l"]) + N * 2 * v["l"] * v["out"]
-            steps = 2.0 * T
+        if not has_fallback(kind):
+            raise UserError(f"latency table has no entry for {key} and block {kind!r} declares no latency_macs; "
+                            f"rebuild it with hybridsearch latency calibrate --space <the search space>")
+        from hybridsearch.students.blocks import block_info
+
+        m = block_info(kind).latency_macs(v, B, T)  # the mixer's own
+        lin = _unit_macs(kind, v, N) + m.get("lin", 0)
+        fp += m.get("fp", 0.0)
+        attn, steps = float(m.get("attn", 0.0)), float(m.get("steps", 0.0))
         if v["q"]:
             i8 += lin
         else:

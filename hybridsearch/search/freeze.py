@@ -4,15 +4,14 @@
 teacher's vocabulary and the task's labels (`base_from_context` fills it from an
 evaluation context). `emb.vocab: task` keeps only `base.task_tokens` (the ids seen in
 the task's training data plus the special tokens); without them the full vocabulary
-is kept. A sampled `kd_am` loss is dropped for a student with no transformer layer
-(attention maps need one).
+is kept. A sampled loss that needs attention maps (`kd_am`) is dropped for a student with no
+block that returns them (`BlockInfo.attention`). Which space keys fill which `LayerSpec`
+fields is each block's declaration (`BlockInfo.fields`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-LOSS_NAMES = ("kd_ol", "kd_eo", "kd_am", "emb")
 
 
 @dataclass
@@ -29,11 +28,36 @@ class FreezeBase:
     teacher_flops: int | None = None  # one teacher forward at (1, 64) (for `steps_scale`; None: no scaling)
 
 
+def as_base(base) -> FreezeBase:
+    """A FreezeBase from a FreezeBase, a dict of its fields, or None (the defaults)."""
+    if isinstance(base, dict):
+        return FreezeBase(**base)
+    return base or FreezeBase()
+
+
+def to_layer(values: dict, arch: dict):
+    """Resolved `layer:` values of one layer -> LayerSpec; block fields as its descriptor declares them."""
+    from hybridsearch.students.arch import LayerSpec
+    from hybridsearch.students.blocks import block_info
+
+    block = values["block"]
+    layer = LayerSpec(block=block)
+    if block != "skip":
+        layer.hidden = values.get("hidden")
+        layer.weight_bits = int(values.get("weight_bits", arch.get("weight_bits", 32)))
+        layer.act_bits = int(values.get("act_bits", arch.get("act_bits", 32)))
+        layer.sparsity = float(values.get("sparsity", arch.get("sparsity", 0.0)))
+    for f in block_info(block).fields:
+        if f.space_key:
+            setattr(layer, f.name, f.from_space(values.get(f.space_key)))
+    return layer
+
+
 def to_arch(spec: dict, base: FreezeBase | None = None):
     """spec from `SearchSpace.resolve` -> StudentArch (not yet validated)."""
-    from hybridsearch.students.arch import EmbeddingSpec, LayerSpec, StudentArch
+    from hybridsearch.students.arch import EmbeddingSpec, StudentArch
 
-    base = base or FreezeBase()
+    base = as_base(base)
     arch, emb = spec["arch"], spec["emb"]
     kept = None
     if emb.get("vocab", "full") == "task" and base.task_tokens:
@@ -43,26 +67,7 @@ def to_arch(spec: dict, base: FreezeBase | None = None):
         pad_id=base.pad_id, max_positions=base.max_positions, type_vocab=base.type_vocab,
         weight_bits=int(emb.get("weight_bits", 32)),
     )
-    act_bits, weight_bits = int(arch.get("act_bits", 32)), int(arch.get("weight_bits", 32))
-    layers = []
-    for values in spec["layers"]:
-        block = values["block"]
-        layer = LayerSpec(block=block)
-        if block != "skip":
-            layer.hidden = values.get("hidden")
-            layer.weight_bits = int(values.get("weight_bits", weight_bits))
-            layer.act_bits = int(values.get("act_bits", act_bits))
-            layer.sparsity = float(values.get("sparsity", arch.get("sparsity", 0.0)))
-            layer.ffn = values.get("ffn")
-        if block == "transformer":
-            layer.heads, layer.head_size = values.get("heads"), values.get("head_size")
-        elif block == "cnn":
-            layer.kernel = values.get("kernel")
-            layer.dilation = int(values.get("dilation", 1))
-            layer.separable = bool(values.get("separable", False))
-        elif block == "bilstm":
-            layer.lstm_hidden = values.get("lstm")
-        layers.append(layer)
+    layers = [to_layer(values, arch) for values in spec["layers"]]
     share = [list(range(len(layers)))] if arch.get("sharing") == "all" and len(layers) > 1 else []
     return StudentArch(
         embedding=embedding, hidden=int(arch.get("hidden", 384)), layers=layers, share_groups=share,
@@ -85,7 +90,9 @@ def skip_aware_layer_map(blocks: list[str], teacher_layers: int) -> list[int]:
 
 def to_recipe(spec: dict, base: FreezeBase | None = None):
     """spec from `SearchSpace.resolve` -> DistillRecipe (not yet validated)."""
+    from hybridsearch.distill.losses import list_losses, loss_info
     from hybridsearch.distill.recipe import DistillRecipe
+    from hybridsearch.students.blocks import block_info
 
     values = dict(spec["recipe"])
     blocks = [layer["block"] for layer in spec["layers"]]
@@ -93,11 +100,11 @@ def to_recipe(spec: dict, base: FreezeBase | None = None):
         values["layer_map"] = skip_aware_layer_map(blocks, (base and base.teacher_layers) or len(blocks))
     if "losses" in values:
         values["losses"] = [x for x in str(values["losses"]).split("+") if x]
-        if "transformer" not in blocks:
-            values["losses"] = [x for x in values["losses"] if x != "kd_am"] or ["kd_ol"]
+        if not any(block_info(b).attention for b in blocks):
+            values["losses"] = [x for x in values["losses"] if not loss_info(x).attention] or ["kd_ol"]
     values.pop("steps_scale", None)  # applied by `scale_steps`, not recipe fields
     values.pop("steps_power", None)
-    weights = {name: float(values.pop(f"weight_{name}")) for name in LOSS_NAMES if f"weight_{name}" in values}
+    weights = {name: float(values.pop(f"weight_{name}")) for name in list_losses() if f"weight_{name}" in values}
     if weights:
         values["weights"] = weights
     return DistillRecipe.from_dict(values)

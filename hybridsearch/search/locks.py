@@ -10,14 +10,13 @@ Contract:
 - Re-entrant per process: `measuring()` inside `training()` in the same process drops this
   process's shared hold first (fcntl locks conflict between a process's own file handles).
 The lock file is `$HYBRIDSEARCH_NODE_LOCK` or `/tmp/hybridsearch-node.lock` (one per machine;
-on a cluster every node has its own /tmp). `install_latency_lock()` makes every
-`hybridsearch.measure.latency.measure_latency` call in this process take `measuring()`.
+on a cluster every node has its own /tmp). `NodeLock(path)` bundles the three for one file; it is
+passed in (a `TrialRunner`'s `lock`, then `distill.TrialHooks.measuring`), never patched in.
 """
 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,18 +125,17 @@ def measuring(path: str | os.PathLike | None = None):
             _state["shared_fd"] = _acquire_shared(p)
 
 
-def install_latency_lock() -> None:
-    """Wrap `measure_latency` in this process so that every measurement holds `measuring()`."""
-    from hybridsearch.measure import latency
+class NodeLock:
+    """The node lock at one path (None: `$HYBRIDSEARCH_NODE_LOCK` or the default), as methods; picklable."""
 
-    if getattr(latency.measure_latency, "_hs_node_locked", False):
-        return
-    original = latency.measure_latency
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = str(lock_path(path))
 
-    @functools.wraps(original)
-    def locked(*args, **kwargs):
-        with measuring():
-            return original(*args, **kwargs)
+    def measuring(self):
+        return measuring(self.path)
 
-    locked._hs_node_locked = True
-    latency.measure_latency = locked
+    def training(self):
+        return training(self.path)
+
+    def yield_point(self) -> None:
+        yield_point()

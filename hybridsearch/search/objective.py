@@ -5,7 +5,9 @@ An objective is a picklable object with
     setup()                        -> None   # once per worker process (load teacher, data, ...)
     precheck(sample)               -> {"latency_ms": float | None, "size_mb": float | None} | None
                                               # cheap, before training: the untrained candidate
-    evaluate(sample, report)       -> Metrics-like   # `report(step, dev_score)` may raise TrialPruned
+    evaluate(sample, hooks)        -> Metrics-like   # hooks: `distill.TrialHooks`; `hooks.report(step, dev)`
+                                              # may raise TrialPruned, `hooks.extend` asks for more steps
+    reference()                    -> Metrics-like   # optional: the teacher, timed by the same protocol
 
 Metrics-like: any object or dict with `dev_score` (or `score`), `latency_ms`,
 `size_bytes` (or `size_mb`) and optionally `failure` (a reason string: the trial failed).
@@ -22,6 +24,7 @@ from typing import Any
 MODES = ("multi", "score")
 DIRECTIONS = {"multi": ["maximize", "minimize", "minimize"], "score": ["maximize"]}
 OBJECTIVE_NAMES = {"multi": ["dev_score", "latency_ms", "size_mb"], "score": ["dev_score"]}
+METRIC_NAMES = {"multi": ["dev score", "latency ms", "size MB"], "score": ["dev score"]}  # as Optuna tools show them
 
 
 def metrics_dict(metrics: Any) -> dict:
@@ -94,13 +97,13 @@ class Objective:
     def precheck(self, sample: dict) -> dict | None:
         return None
 
-    def evaluate(self, sample: dict, report: Callable[[int, float], None]):
+    def evaluate(self, sample: dict, hooks):
         raise NotImplementedError
 
 
 class FunctionObjective(Objective):
-    """Wrap a plain `fn(sample) -> Metrics-like` (and an optional `precheck_fn`). Both must be picklable
-    (module-level functions) for process isolation."""
+    """Wrap a plain `fn(sample) -> Metrics-like` or `fn(sample, hooks)` (and an optional `precheck_fn`).
+    Both must be picklable (module-level functions) for process isolation."""
 
     def __init__(self, fn: Callable, precheck_fn: Callable | None = None):
         self.fn, self.precheck_fn = fn, precheck_fn
@@ -108,14 +111,14 @@ class FunctionObjective(Objective):
     def precheck(self, sample):
         return self.precheck_fn(sample) if self.precheck_fn else None
 
-    def evaluate(self, sample, report):
+    def evaluate(self, sample, hooks):
         import inspect
 
         try:
-            takes_report = len(inspect.signature(self.fn).parameters) >= 2
+            takes_hooks = len(inspect.signature(self.fn).parameters) >= 2
         except (TypeError, ValueError):
-            takes_report = False
-        return self.fn(sample, report) if takes_report else self.fn(sample)
+            takes_hooks = False
+        return self.fn(sample, hooks) if takes_hooks else self.fn(sample)
 
 
 def as_objective(obj) -> Objective:

@@ -30,19 +30,23 @@ def fmt(v, spec=".4f") -> str:
 
 def trial_rows(study) -> list[dict]:
     """One row per trial of the study (any state)."""
+    from hybridsearch.search.trial import RETRY_OF_KEY, SEED_NAME_KEY, SEEDED_KEY, STALE_PREFIX, read_outcome
+
     rows = []
     for t in study.get_trials(deepcopy=False):
-        m = dict(t.user_attrs.get("metrics") or {})
-        reason = t.user_attrs.get("reason") or study.user_attrs.get(f"stale.{t.number}")
-        row = {"trial": t.number, "state": t.state.name, "seeded": bool(t.user_attrs.get("seeded", False)),
-               "seed_name": t.user_attrs.get("seed_name"), "reason": reason, "params": dict(t.params),
-               "precheck": t.user_attrs.get("precheck"), "constraints": t.user_attrs.get("constraints")}
+        o = read_outcome(t)
+        m = dict((o.metrics if o else None) or {})
+        reason = (o.reason if o else None) or study.user_attrs.get(f"{STALE_PREFIX}{t.number}")
+        row = {"trial": t.number, "state": t.state.name, "seeded": bool(t.user_attrs.get(SEEDED_KEY, False)),
+               "seed_name": t.user_attrs.get(SEED_NAME_KEY), "retry_of": t.user_attrs.get(RETRY_OF_KEY),
+               "reason": reason, "params": dict(t.params), "precheck": o.precheck if o else None,
+               "constraints": o.constraints if o else None, "latency_source": o.latency_source if o else None}
         for key in ("dev_score", "test_score", "metric", "latency_ms", "speedup", "size_mb", "p_vs_teacher",
                     "teacher_latency_ms", "params_count"):
             row[key] = m.get(key)
         row["score"] = m.get("test_score") if m.get("test_score") is not None else m.get("dev_score")
         row["steps"] = m.get("steps")
-        row["promoted_steps"] = (t.user_attrs.get("promoted") or {}).get("extra_steps")  # `search.promotion`
+        row["promoted_steps"] = ((o.promoted if o else None) or {}).get("extra_steps")  # `search.promotion`
         rows.append(row)
     return rows
 
@@ -92,7 +96,9 @@ def select_best(front_rows: list[dict], teacher: dict | None = None, max_latency
 
 def teacher_row(study) -> dict | None:
     """The teacher's metrics stored on the study (user attr `teacher`), as a row."""
-    m = study.user_attrs.get("teacher")
+    from hybridsearch.search.trial import TEACHER_KEY
+
+    m = study.user_attrs.get(TEACHER_KEY)
     if not m:
         return None
     row = {k: m.get(k) for k in ("dev_score", "test_score", "metric", "latency_ms", "speedup", "size_mb",

@@ -16,9 +16,11 @@ they can change what the user gets:
 
 And only while training pays: a trial whose best checkpoint lies in the first half of
 its steps (it kept its initial weights, or peaked early) is not promoted. Latencies
-compared here are all prechecks (the untrained candidate, timed alone: one protocol for
-every trial), so the decision is made before the trial is timed against the teacher. A
+compared here are all prechecks (the untrained candidate, drift-free: one protocol for
+every trial), so the decision is made before the trial is timed after training. A
 promoted trial trains `factor` x its budget more, from its best weights (`distill(extend=)`).
+Every backend asks the same rule through `search.trial.TrialProtocol`, which reads the
+study's finished trials with `finished_for_promotion`.
 """
 
 from __future__ import annotations
@@ -58,3 +60,19 @@ def promotion_steps(*, dev: float | None, best_step: int | None, steps: int, lat
     top = (len(pool) + 1) // eta  # how many of the pool (itself included) may be promoted
     better = sum(1 for value in pool if value > mine)
     return max(1, int(round(factor * steps))) if better < top else 0
+
+
+def finished_for_promotion(study, settings) -> list[Finished]:
+    """The study's COMPLETE trials as the rule sees them (dev score, precheck latency, budgets met)."""
+    from optuna.trial import TrialState
+
+    from hybridsearch.search.objective import over_budget
+    from hybridsearch.search.trial import read_outcome
+
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        o = read_outcome(t)
+        metrics, pre = (o.metrics or {}) if o else {}, (o.precheck or {}) if o else {}
+        if metrics.get("dev_score") is not None and pre.get("latency_ms") is not None:
+            out.append(Finished(metrics["dev_score"], pre["latency_ms"], not over_budget(metrics, *settings.budgets)))
+    return out

@@ -15,7 +15,7 @@ from hybridsearch.errors import UserError
 def load_study(run):
     import optuna
 
-    from hybridsearch.search.optuna_backend import make_storage
+    from hybridsearch.search.study import make_storage
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     try:
@@ -39,13 +39,16 @@ def prune_weights(run, front_rows: list[dict], study) -> None:
 def export_trial(run, study, number: int, to, objective=None) -> Path:
     """Write trial `number`'s student to `to` (HF-loadable dir); re-distils when its weights are gone."""
     from hybridsearch.search.distill_objective import DistillObjective, sample_key
+    from hybridsearch.search.trial import read_outcome
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise UserError(f"trial {number} is not in {run.path}; see hybridsearch study show {run.path}")
     t = trials[number]
     if t.state.name != "COMPLETE":
-        raise UserError(f"trial {number} is {t.state.name.lower()} ({t.user_attrs.get('reason')}); export a complete trial")
+        outcome = read_outcome(t)
+        raise UserError(f"trial {number} is {t.state.name.lower()} ({outcome.reason if outcome else 'unfinished'}); "
+                        "export a complete trial")
     to = Path(to)
     src = run.path / "weights" / sample_key(t.params)
     if to.exists():
@@ -55,13 +58,14 @@ def export_trial(run, study, number: int, to, objective=None) -> Path:
         return to
     if objective is None:
         state = run.meta.get("objective")
-        if not state:
+        if not isinstance(state, dict) or "space_path" not in state:
             raise UserError(f"{run.path}/run.json does not say how trials were distilled; re-run the search")
-        objective = DistillObjective.__new__(DistillObjective)
-        objective.__setstate__(dict(state))
+        objective = DistillObjective.from_state(state)
+    from hybridsearch.distill import NO_HOOKS
+
     objective.weights_dir = str(run.path / "weights")
     objective.setup()
-    m = objective.evaluate(dict(t.params), lambda step, value: None)
+    m = objective.evaluate(dict(t.params), NO_HOOKS)
     if m.failure:
         raise RuntimeError(f"re-distilling trial {number} failed: {m.failure}")
     shutil.copytree(src, to)

@@ -8,9 +8,10 @@ A space file has these top-level keys (all optional except `layer`):
                 (act_bits / weight_bits / sparsity: every layer's, unless its template chooses its own;
                 dropout: hidden and attention dropout while distilling, default 0.1)
     emb:        {size, vocab (full|task), weight_bits}                       -> labels "emb.<key>"
-    layer:      per-layer template {block, heads, head_size, ffn, kernel, lstm,
-                weight_bits, sparsity}; a key may say `when: {block: [...]}`
-                                                                -> labels "layer_<i>.<key>"
+    layer:      per-layer template {block, hidden, weight_bits, act_bits, sparsity, + the fields the
+                blocks declare (heads, head_size, ffn, kernel, lstm, ...: `BlockInfo.fields`)};
+                a key may say `when: {block: [...]}`; a block field must be declared by every
+                block it is active for                          -> labels "layer_<i>.<key>"
     recipe:     {losses, temperature, alpha, steps, lr, ...}    -> labels "recipe.<key>"
                 (steps_scale: S > 1 gives a student k times cheaper than the teacher min(k ** P, S)
                 times the steps, P = steps_power (default 1: equal compute), `freeze.scale_steps`)
@@ -34,32 +35,70 @@ from typing import Any
 
 from hybridsearch.errors import UserError
 
-BLOCKS = ("transformer", "cnn", "bilstm", "skip")
-LOSS_NAMES = ("kd_ol", "kd_eo", "kd_am", "emb")
-# key -> (python type, description); the schema every space file is checked against
+# key -> python type: the schema every space file is checked against. `layer:` keys are the common
+# ones below plus every registered block's declared fields (`students.blocks.BlockInfo.fields`);
+# `recipe:` has a weight_<name> key per registered loss (`distill.losses`).
 SHARING = ("none", "all")
 ARCH_KEYS = {"hidden": int, "sharing": str, "act_bits": int, "weight_bits": int, "sparsity": float, "pooling": str,
              "dropout": float}
 EMB_KEYS = {"size": int, "vocab": str, "weight_bits": int}
-LAYER_KEYS = {
-    "block": str, "hidden": int, "heads": int, "head_size": int, "ffn": int, "kernel": int,
-    "dilation": int, "separable": bool, "lstm": int, "weight_bits": int, "act_bits": int,
-    "sparsity": float,
-}
+COMMON_LAYER_KEYS = {"block": str, "hidden": int, "weight_bits": int, "act_bits": int, "sparsity": float}
 RECIPE_KEYS = {
-    "losses": str, "temperature": float, "alpha": float, "weight_kd_ol": float, "weight_kd_eo": float,
-    "weight_kd_am": float, "weight_emb": float, "layer_map": str, "steps": int, "lr": float,
+    "losses": str, "temperature": float, "alpha": float, "layer_map": str, "steps": int, "lr": float,
     "batch_size": int, "warmup": float, "weight_decay": float, "eval_every": int, "transfer": bool,
     "transfer_limit": int, "qat_from": float,
     "augment": int, "max_length": int, "seed": int, "steps_scale": float, "steps_power": float,
 }
-ENUMS = {"vocab": ("full", "task"), "block": BLOCKS, "sharing": SHARING, "pooling": ("cls", "mean", "max"), "layer_map": ("uniform", "last_k")}
-GROUPS = {"arch": ARCH_KEYS, "emb": EMB_KEYS, "layer": LAYER_KEYS, "recipe": RECIPE_KEYS}
+ENUMS = {"vocab": ("full", "task"), "sharing": SHARING, "pooling": ("cls", "mean", "max"), "layer_map": ("uniform", "last_k")}
 TOP_KEYS = ("name", "description", "depth", "arch", "emb", "layer", "recipe", "seeds")
 # which way is "smaller / cheaper" for each key, for the smallest-candidate budget check
 LARGER_IS_CHEAPER = {"sparsity"}
 CHEAPEST = {"vocab": "task", "sharing": "all"}
-BLOCK_COST_ORDER = ("skip", "cnn", "bilstm", "transformer")
+
+
+def layer_keys() -> dict[str, type]:
+    """`layer:` keys: the common ones and every registered block's declared space keys."""
+    from hybridsearch.students.blocks import block_infos
+
+    keys = dict(COMMON_LAYER_KEYS)
+    for info in block_infos().values():
+        keys.update({f.space_key: f.type for f in info.fields if f.space_key and f.space_key not in keys})
+    return keys
+
+
+def loss_names() -> list[str]:
+    """Registered distillation losses (`distill.losses.register_loss`)."""
+    from hybridsearch.distill.losses import list_losses
+
+    return list_losses()
+
+
+def schema(group: str) -> dict[str, type]:
+    """The keys (and their types) a space file's group may have."""
+    if group == "layer":
+        return layer_keys()
+    if group == "recipe":
+        return {**RECIPE_KEYS, **{f"weight_{name}": float for name in loss_names()}}
+    return {"arch": ARCH_KEYS, "emb": EMB_KEYS}[group]
+
+
+def enum(key: str) -> tuple | None:
+    """Allowed values of a string key (block: the registered blocks), or None."""
+    if key == "block":
+        from hybridsearch.students.blocks import list_blocks
+
+        return tuple(list_blocks())
+    return ENUMS.get(key)
+
+
+GROUPS = ("arch", "emb", "layer", "recipe")
+
+
+def block_cost(name: str) -> int:
+    """A block's cost rank (lower = cheaper), from its descriptor."""
+    from hybridsearch.students.blocks import block_info
+
+    return block_info(name).cost_rank
 
 
 @dataclass(frozen=True)
@@ -101,7 +140,7 @@ class Choice:
         if self.kind in ("int", "float"):
             return self.high if self.key in LARGER_IS_CHEAPER else self.low
         if self.key == "block":
-            return min(self.values, key=BLOCK_COST_ORDER.index)
+            return min(self.values, key=block_cost)
         if CHEAPEST.get(self.key) in self.values:
             return CHEAPEST[self.key]
         try:
@@ -219,17 +258,27 @@ class SearchSpace:
         return {"depth": depth, "arch": arch, "emb": emb, "layers": layers, "recipe": recipe}
 
     def freeze(self, sample: dict, base=None, steps: int | None = None):
-        """sample -> (StudentArch, DistillRecipe); `base` (a FreezeBase) gives vocab, labels and the
-        teacher's cost; `steps` replaces the space's `recipe.steps` (before compute scaling)."""
-        from hybridsearch.search.freeze import scale_steps, to_arch, to_recipe
+        """sample -> (StudentArch, DistillRecipe); `base` (a FreezeBase, or a dict of its fields) gives
+        vocab, labels and the teacher's cost; `steps` replaces the space's `recipe.steps` (before compute
+        scaling)."""
+        from hybridsearch.search.freeze import as_base, scale_steps, to_arch, to_recipe
 
         spec = self.resolve(sample)
+        base = as_base(base)
         arch, recipe = to_arch(spec, base), to_recipe(spec, base)
         if steps:
             recipe.steps = int(steps)
             recipe.eval_every = max(1, min(recipe.eval_every, recipe.steps // 3 or 1))
         return arch, scale_steps(recipe, arch, base, float(spec["recipe"].get("steps_scale", 1.0)),
                                  float(spec["recipe"].get("steps_power", 1.0)))
+
+    def to_arch(self, spec: dict, base=None):
+        """Resolved values {"arch", "emb", "layers": [layer values]} -> StudentArch, as `freeze` builds it
+        (not validated). Also for parts of a sample: `measure.latency_calib` builds its one-layer
+        probes through this, so measure needs no import of search."""
+        from hybridsearch.search.freeze import as_base, to_arch
+
+        return to_arch(spec, as_base(base))
 
 
 class _Picker:
@@ -251,7 +300,7 @@ class _Picker:
         ch = self._choice(label)
         if self.mode == "cheapest":
             if label == "layer_0.block" and ch.kind == "categorical" and set(ch.values) - {"skip"}:
-                return min(set(ch.values) - {"skip"}, key=BLOCK_COST_ORDER.index)  # a student needs one layer
+                return min([v for v in ch.values if v != "skip"], key=block_cost)  # a student needs one layer
             return ch.cheapest()
         if ch.kind == "categorical":
             return self.rng.choice(list(ch.values))
@@ -329,22 +378,24 @@ def _parse_choice(path: str, label: str, key: str, raw, typ, when_keys=()) -> Ch
         bad = [v for v in raw if not _type_ok(v, typ)]
         if bad:
             raise UserError(f"{loc}: {bad[0]!r} is not a {tname}; every choice must be a {tname}")
-        allowed = ENUMS.get(key)
+        allowed = enum(key)
         unknown = [v for v in raw if allowed and v not in allowed]
         if unknown:
             raise UserError(f"{loc}: unknown value '{unknown[0]}'; use {', '.join(allowed)}")
         if key == "losses":
-            bad = [p for v in raw for p in str(v).split("+") if p not in LOSS_NAMES]
+            names = loss_names()
+            bad = [p for v in raw for p in str(v).split("+") if p not in names]
             if bad:
-                raise UserError(f"{loc}: unknown loss '{bad[0]}'; combine {', '.join(LOSS_NAMES)} with '+'")
+                raise UserError(f"{loc}: unknown loss '{bad[0]}'; combine {', '.join(names)} with '+'")
         values = tuple(float(v) if typ is float else v for v in raw)
         if len(set(values)) != len(values):
             raise UserError(f"{loc}: repeated choices {list(values)}; list each value once")
         return Choice(key, "categorical" if len(values) > 1 else "fixed", values, when=when)
     if not _type_ok(raw, typ):
         raise UserError(f"{loc}: {raw!r} is not a {tname}; give a {tname} or a list of them")
-    if key in ENUMS and raw not in ENUMS[key]:
-        raise UserError(f"{loc}: unknown value '{raw}'; use {', '.join(ENUMS[key])}")
+    allowed = enum(key)
+    if allowed and raw not in allowed:
+        raise UserError(f"{loc}: unknown value '{raw}'; use {', '.join(allowed)}")
     return Choice(key, "fixed", (float(raw) if typ is float else raw,), when=when)
 
 
@@ -352,14 +403,53 @@ def _parse_group(path: str, data: dict, group: str) -> dict[str, Choice]:
     raw = data.get(group) or {}
     if not isinstance(raw, dict):
         raise UserError(f"{path}: key '{group}' must be a mapping of key: choices; fix its indentation")
-    schema = GROUPS[group]
+    keys = schema(group)
     out: dict[str, Choice] = {}
     for key, value in raw.items():
-        if key not in schema:
-            raise UserError(f"{path}: unknown key '{group}.{key}'; use one of {', '.join(schema)}")
+        if key not in keys:
+            raise UserError(f"{path}: unknown key '{group}.{key}'; use one of {', '.join(keys)}")
         label = f"{group}.{key}"
-        out[key] = _parse_choice(path, label, key, value, schema[key], when_keys=tuple(out))
+        out[key] = _parse_choice(path, label, key, value, keys[key], when_keys=tuple(out))
     return out
+
+
+def _check_block_fields(path: str, layer: dict[str, Choice]) -> None:
+    """Every block-specific `layer:` key must be a declared field of each block it is active for
+    (its `when: {block: ...}`, else every block the template offers), with allowed values."""
+    from hybridsearch.students.blocks import block_info, list_blocks
+
+    offered = layer["block"].values
+    for key, ch in layer.items():
+        if key in COMMON_LAYER_KEYS:
+            continue
+        cond = dict(ch.when).get("block")
+        unknown = [b for b in cond or () if b not in list_blocks()]
+        if unknown:
+            raise UserError(f"{path}: key 'layer.{key}': 'when' names unknown block '{unknown[0]}'; "
+                            f"use one of {', '.join(list_blocks())}")
+        for b in (b for b in offered if cond is None or b in cond):
+            field = block_info(b).field_for_key(key)
+            if field is None:
+                users = [n for n in offered if block_info(n).field_for_key(key)]
+                fix = f"add when: {{block: [{', '.join(users)}]}}" if users else "remove it"
+                raise UserError(f"{path}: key 'layer.{key}' is not a field of block '{b}' (its fields: "
+                                f"{', '.join(block_info(b).space_keys()) or 'none'}); {fix}")
+            _check_field_values(path, key, b, field, ch)
+
+
+def _check_field_values(path: str, key: str, block: str, field, ch: Choice) -> None:
+    """UserError if a choice of `key` is not allowed for `block`'s declared field."""
+    loc = f"{path}: key 'layer.{key}'"
+    if ch.kind in ("int", "float"):
+        if field.values:
+            raise UserError(f"{loc}: block '{block}' allows only {list(field.values)}; list them as choices")
+        values = (ch.low, ch.high)
+    else:
+        values = ch.values
+    for v in values:
+        why = field.problem(v)
+        if why:
+            raise UserError(f"{loc}: {v!r} for block '{block}' {why}; fix the choices")
 
 
 def parse_space(data: Any, path: str = "<space>") -> SearchSpace:
@@ -376,7 +466,10 @@ def parse_space(data: Any, path: str = "<space>") -> SearchSpace:
         raise UserError(f"{path}: key 'depth' must be >= 1; fix the choices")
     groups = {g: _parse_group(path, data, g) for g in GROUPS}
     if "block" not in groups["layer"]:
-        raise UserError(f"{path}: key 'layer.block' is missing; add block: [transformer, cnn, bilstm, skip]")
+        from hybridsearch.students.blocks import list_blocks
+
+        raise UserError(f"{path}: key 'layer.block' is missing; add block: [{', '.join(list_blocks())}]")
+    _check_block_fields(path, groups["layer"])
     seeds = data.get("seeds") or []
     if not isinstance(seeds, list):
         raise UserError(f"{path}: key 'seeds' must be a list of {{name, sample}}; fix it")

@@ -71,7 +71,7 @@ class ToyObjective(Objective):
     def precheck(self, sample):
         return {"latency_ms": toy_latency(sample), "size_mb": toy_size_mb(sample)}
 
-    def evaluate(self, sample, report):
+    def evaluate(self, sample, hooks):
         if self.pidfile:
             with open(self.pidfile, "w") as f:
                 f.write(str(os.getpid()))
@@ -82,7 +82,7 @@ class ToyObjective(Objective):
                 raise RuntimeError("toy crash")
         score = toy_score(sample)
         for step in range(1, self.steps + 1):
-            report(step, score * step / self.steps)
+            hooks.report(step, score * step / self.steps)
         if self.sleep:
             time.sleep(self.sleep)
         if self.crash == "nan" and sample.get("depth") == 2:
@@ -92,3 +92,38 @@ class ToyObjective(Objective):
                 f.write(json.dumps(sample, sort_keys=True) + "\n")
         return {"dev_score": score, "score": score, "metric": "toy", "latency_ms": toy_latency(sample),
                 "size_mb": toy_size_mb(sample), "failure": None}
+
+
+TOY_TEACHER = {"dev_score": 0.83, "score": 0.83, "metric": "toy", "latency_ms": 10.0, "speedup": 1.0,
+               "size_mb": 7.0}
+TOY_DRIFT = 1.3  # the toy machine runs trials 30% slower than when the teacher was timed
+
+
+class ToyTeacherObjective(ToyObjective):
+    """The toy problem with a teacher (`TOY_TEACHER`: dev 0.83, 10 ms), timed like the real objective:
+    each latency comes with a same-run speed-up (teacher / candidate) on a machine slowed by `TOY_DRIFT`,
+    so the drift-free latency is exactly `toy_latency(sample)` and the raw one `TOY_DRIFT` x that.
+    dev = 0.78 + 0.015 x the toy score, best at the last of 100 steps, and evaluate asks for more
+    steps like `distill` does (`hooks.extend`); the extra steps are in the metrics. `near=True`: every
+    candidate scores dev 0.825, within reach of the teacher, so promotion ranks them by latency alone
+    (whichever samples a backend picks)."""
+
+    def __init__(self, *args, near: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.near = near
+
+    def reference(self):
+        return dict(TOY_TEACHER)
+
+    def _timed(self, sample) -> dict:
+        lat = toy_latency(sample)
+        return {"latency_ms": lat * TOY_DRIFT, "speedup": TOY_TEACHER["latency_ms"] / lat}
+
+    def precheck(self, sample):
+        return {**super().precheck(sample), **self._timed(sample)}
+
+    def evaluate(self, sample, hooks):
+        metrics = super().evaluate(sample, hooks)
+        dev = 0.825 if self.near else 0.78 + 0.015 * metrics["score"]
+        extra = hooks.extend(100, dev, 100) if hooks.extend else 0
+        return dict(metrics, **self._timed(sample), score=dev, dev_score=dev, steps=100 + extra)

@@ -4,9 +4,13 @@
 across trials (the objective's `setup()` runs once per process); when the process
 dies mid-call, the call returns status "error" with the exit reason and the next
 call starts a fresh process. `isolation="inline"` runs in this process (tests,
-debugging). Intermediate scores travel over a pipe: the parent answers each
-`report(step, value)` with continue / prune, and `report.extend(step, best_dev, best_step)`
-(an objective asking for more steps at the end of its budget) with a step count.
+debugging, a Ray trial). The objective's `evaluate(sample, hooks)` gets a
+`distill.TrialHooks`: intermediate scores travel over a pipe, the parent answering each
+`hooks.report(step, value)` with continue / prune and `hooks.extend(step, best_dev, best_step)`
+(an objective asking for more steps at the end of its budget) with a step count. With a
+`lock` (`search.locks.NodeLock`), precheck and reference calls hold `lock.measuring()`,
+evaluate holds `lock.training()` (yielding at each report) and measures inside
+`hooks.measuring`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,16 +44,28 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
-def _call(objective, kind: str, sample: dict, report) -> CallResult:
-    from hybridsearch.distill import TrialPruned
+def _call(objective, kind: str, sample: dict, report, extend, lock=None) -> CallResult:
+    """One objective call with its hooks; every exception becomes a `CallResult` (a prune: "pruned")."""
+    from hybridsearch.distill import TrialHooks, TrialPruned
     from hybridsearch.search.objective import metrics_dict
 
+    measuring = lock.measuring if lock is not None else nullcontext
     try:
         if kind == "precheck":
-            return CallResult("done", objective.precheck(sample))
+            with measuring():
+                return CallResult("done", objective.precheck(sample))
         if kind == "reference":
-            return CallResult("done", objective.reference() if hasattr(objective, "reference") else None)
-        return CallResult("done", metrics_dict(objective.evaluate(sample, report)))
+            with measuring():
+                return CallResult("done", objective.reference() if hasattr(objective, "reference") else None)
+
+        def locked_report(step, value):
+            if lock is not None:
+                lock.yield_point()
+            report(step, value)
+
+        hooks = TrialHooks(report=locked_report, extend=extend, measuring=measuring)
+        with lock.training() if lock is not None else nullcontext():
+            return CallResult("done", metrics_dict(objective.evaluate(sample, hooks)))
     except TrialPruned as exc:
         return CallResult("pruned", reason=str(exc) or "pruned on an intermediate dev score")
     except UserError as exc:
@@ -72,12 +89,13 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=loop, daemon=True).start()
 
 
-def _child_main(conn, objective) -> None:
+def _child_main(conn, objective, lock=None) -> None:
     import os
 
     from hybridsearch.distill import TrialPruned
 
     _watch_parent(os.getppid())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the search's to handle: it stops this worker
 
     try:
         objective.setup()
@@ -101,8 +119,7 @@ def _child_main(conn, objective) -> None:
                        None if best_step is None else int(best_step)))
             return int(conn.recv())
 
-        report.extend = extend  # objectives that can train longer ask through it (`search.promotion`)
-        result = _call(objective, kind, sample, report)
+        result = _call(objective, kind, sample, report, extend, lock)
         conn.send(("result", result.status, result.value, result.reason))
 
 
@@ -119,10 +136,10 @@ def _death_reason(exitcode: int | None) -> str:
 class TrialRunner:
     """Runs `precheck` / `evaluate` calls of one objective, isolated per `isolation`."""
 
-    def __init__(self, objective, isolation: str = "process", call_timeout: float | None = None):
+    def __init__(self, objective, isolation: str = "process", call_timeout: float | None = None, lock=None):
         if isolation not in ("process", "inline"):
             raise UserError(f"unknown isolation {isolation!r}; use process or inline")
-        self.objective, self.isolation, self.call_timeout = objective, isolation, call_timeout
+        self.objective, self.isolation, self.call_timeout, self.lock = objective, isolation, call_timeout, lock
         self.deadline: float | None = None  # time.monotonic() after which a running call is stopped
         self._proc = self._conn = None
         self._inline_ready = False
@@ -133,7 +150,7 @@ class TrialRunner:
 
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_child_main, args=(child, self.objective), daemon=True)
+        proc = ctx.Process(target=_child_main, args=(child, self.objective, self.lock), daemon=True)
         proc.start()
         child.close()
         while not parent.poll(0.2):
@@ -224,5 +241,7 @@ class TrialRunner:
             if on_report and on_report(int(step), float(value)):
                 raise TrialPruned(f"pruned at step {step} (dev score {value:.4f})")
 
-        report.extend = lambda *args: int(on_extend(*args) or 0) if on_extend else 0
-        return _call(self.objective, kind, sample, report)
+        def extend(*args):
+            return int(on_extend(*args) or 0) if on_extend else 0
+
+        return _call(self.objective, kind, sample, report, extend, self.lock)

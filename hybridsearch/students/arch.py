@@ -55,6 +55,8 @@ class EmbeddingSpec:
 class LayerSpec:
     """One encoder unit. Fields a block does not use are ignored (keep them None).
 
+    Which fields a block reads is declared with its registration (`BlockInfo.fields` in
+    students/blocks/<name>.py) and checked by `validate()`; today:
     transformer: heads, head_size (independent of hidden), ffn, attn_decomposition
         (sentence pairs: tokens attend within their own segment), local_window
         (each token attends within +-w positions; CLS stays global; None = global).
@@ -145,7 +147,9 @@ class StudentArch:
         layers = []
         for i, layer in enumerate(data.get("layers") or []):
             if not isinstance(layer, dict) or "block" not in layer:
-                raise UserError(f"layer {i}: needs a 'block' field; add block: transformer|cnn|bilstm|skip")
+                from hybridsearch.students.blocks import list_blocks
+
+                raise UserError(f"layer {i}: needs a 'block' field; add block: {'|'.join(list_blocks())}")
             _check_keys(layer, LayerSpec, f"layer {i}")
             layers.append(LayerSpec(**layer))
         data["layers"] = layers

@@ -12,6 +12,7 @@ from hybridsearch.teacher.finetune import FinetuneConfig, ensure_teacher, teache
 from hybridsearch.teacher.load import (
     DEFAULT_BACKBONE,
     Teacher,
+    check_teacher_labels,
     default_backbone_dir,
     encode,
     load_teacher,
@@ -23,6 +24,7 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "FinetuneConfig",
     "Teacher",
+    "check_teacher_labels",
     "default_backbone_dir",
     "encode",
     "ensure_teacher",

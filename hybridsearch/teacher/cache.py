@@ -3,7 +3,8 @@
 File: `<cache>/logits/<teacher fp[:16]>-<task fp[:16]>-L<max_length>.safetensors`, one
 float32 tensor (N, C) per split, with the full fingerprints, max length and a sha256 of
 the tensors in its metadata. A file that cannot be parsed, belongs to other inputs or
-fails its checksum is reported with a warning and rebuilt, never used.
+fails its checksum is reported with a warning and rebuilt, never used. A teacher whose named
+labels differ from the task's is refused (`load.check_teacher_labels`).
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def teacher_logits(teacher, task, max_length: int = 64, cache_dir=None, batch_si
     import numpy as np
     from safetensors.numpy import save
 
-    from hybridsearch.teacher.load import predict_logits
+    from hybridsearch.teacher.load import check_teacher_labels, predict_logits
 
     num_labels = task.spec.num_labels
+    check_teacher_labels(teacher.model.config.id2label, task, teacher.path)
     if teacher.model.config.num_labels != num_labels:
         raise UserError(f"teacher {teacher.path} has {teacher.model.config.num_labels} labels but task "
                         f"{task.spec.name} has {num_labels}; fine-tune a teacher for this task")

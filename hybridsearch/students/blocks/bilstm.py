@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hybridsearch.students.blocks import register_block
-from hybridsearch.students.blocks.base import FFN, BlockContext, PostLNLayer, require_positive
+from hybridsearch.students.blocks import BlockField, BlockInfo, BlockProfile, register_block
+from hybridsearch.students.blocks.base import FFN, BlockContext, PostLNLayer
 
 
 def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,46 @@ class BiLSTMMixer(nn.Module):
         return self.proj(torch.cat([f, b], dim=-1)), None  # (B, T, H)
 
 
-@register_block("bilstm")
+# ---- descriptor: what measure/, search/ and the report read -------------------------------------
+def _latency_macs(v: dict, B: int, T: int) -> dict:
+    """Latency-fallback features of the BiLSTM mixer (v: parsed key, tag l): 2 directions, T steps each."""
+    N, hl = B * T, v["l"]
+    return {"lin": 2 * N * 4 * hl * (v["in"] + hl) + N * 2 * hl * v["out"], "steps": 2.0 * T}
+
+
+def _flops(spec, h_in: int, h: int, B: int, T: int, ew) -> dict:
+    """Analytic FLOPs of BiLSTMMixer: {component: (matmul, other)}."""
+    N, hl = B * T, spec.lstm_hidden
+    # per direction and token: input and recurrent matmuls, 2 biases, 5 gate activations, cell update
+    matmul = 2 * N * (2 * h_in * 4 * hl + 2 * hl * 4 * hl) + 2 * N * 2 * hl * h  # + projection
+    other = 2 * N * (2 * 4 * hl + 5 * hl * ew.activation + 4 * hl) + N * h_in + N * h
+    return {"bilstm": (matmul, other)}
+
+
+def _map_parts(mixer, mp: str, put) -> None:
+    """Profiler rows of BiLSTMMixer's modules."""
+    put(mp, "bilstm", "BiLSTM mixer's own time (mask, reversal, concat)", is_glue=True)
+    put(f"{mp}.fwd", "bilstm", "forward LSTM")
+    put(f"{mp}.bwd", "bilstm", "backward LSTM")
+    put(f"{mp}.proj", "bilstm", "projection Linear 2*lstm_hidden -> H")
+
+
+INFO = BlockInfo(
+    fields=(
+        BlockField("lstm_hidden", key="lstm", required=True, tag="l", examples=(8,)),
+        BlockField("ffn", tag="f", examples=(24, None)),
+    ),
+    label=("lstm", "lstm", "{}"),
+    color="#C44E52",
+    cost_rank=2,
+    latency_macs=_latency_macs,
+    profile=BlockProfile(components=(("bilstm", "BiLSTM token mixer (2 LSTMs + projection)", "BiLSTM mixer"),),
+                         map_parts=_map_parts, flops=_flops,
+                         uncounted=frozenset({"bilstm"})),  # LSTM kernels: invisible to the counter on CPU
+)
+
+
+@register_block("bilstm", INFO)
 class BiLSTMBlock(PostLNLayer):
     """Post-LN unit: BiLSTMMixer + optional FFN (ffn=None: no FFN sublayer)."""
 
@@ -52,12 +91,6 @@ class BiLSTMBlock(PostLNLayer):
                  act: str = "gelu", dropout: float = 0.1, eps: float = 1e-12):
         mixer = BiLSTMMixer(in_hidden, hidden, lstm_hidden)
         super().__init__(mixer, FFN(hidden, ffn, act) if ffn else None, in_hidden, hidden, dropout, eps)
-
-    @classmethod
-    def check_spec(cls, spec, where: str) -> None:
-        require_positive(spec, where, "lstm_hidden")
-        if spec.ffn is not None:
-            require_positive(spec, where, "ffn")
 
     @classmethod
     def kwargs_from_spec(cls, spec, in_hidden, hidden, arch) -> dict:

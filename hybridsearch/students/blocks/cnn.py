@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridsearch.students.blocks import register_block
-from hybridsearch.students.blocks.base import FFN, BlockContext, PostLNLayer, activation, require_positive
+from hybridsearch.students.blocks import BlockField, BlockInfo, BlockProfile, register_block
+from hybridsearch.students.blocks.base import FFN, BlockContext, PostLNLayer, activation
 
 
 class ConvMixer(nn.Module):
@@ -46,7 +46,49 @@ class ConvMixer(nn.Module):
         return self.act(y), None
 
 
-@register_block("cnn")
+# ---- descriptor: what measure/, search/ and the report read -------------------------------------
+def _latency_macs(v: dict, B: int, T: int) -> dict:
+    """Latency-fallback features of the conv mixer (v: parsed key, tags k, dl, sep)."""
+    N = B * T
+    if v["sep"]:
+        return {"fp": N * v["in"] * v["k"], "lin": N * v["in"] * v["out"]}  # the depthwise conv stays float
+    return {"lin": N * v["k"] * v["in"] * v["out"]}
+
+
+def _flops(spec, h_in: int, h: int, B: int, T: int, ew) -> dict:
+    """Analytic FLOPs of ConvMixer: {component: (matmul, other)}."""
+    N, k = B * T, spec.kernel
+    other = N * h_in + N * h * ew.activation  # padding mask, activation
+    if spec.separable:  # depthwise conv, pointwise Linear, their biases
+        return {"cnn": (2 * N * h_in * k + 2 * N * h_in * h, other + N * h_in + N * h)}
+    return {"cnn": (2 * N * k * h_in * h, other + N * h)}
+
+
+def _map_parts(mixer, mp: str, put) -> None:
+    """Profiler rows of ConvMixer's modules."""
+    put(mp, "cnn", "conv mixer's own time (mask, padding, taps, activation)", is_glue=True)
+    for part in ("conv", "depthwise", "pointwise"):
+        if hasattr(mixer, part):
+            put(f"{mp}.{part}", "cnn", f"{part} module")
+
+
+INFO = BlockInfo(
+    fields=(
+        BlockField("kernel", required=True, tag="k", examples=(3,)),
+        BlockField("dilation", required=True, default=1, tag="dl", examples=(1, 2)),
+        BlockField("separable", bool, default=False, tag="sep", examples=(False, True)),
+        BlockField("ffn", tag="f", examples=(24, None)),
+    ),
+    label=("conv", "kernel", "k{}"),
+    color="#55A868",
+    cost_rank=1,
+    latency_macs=_latency_macs,
+    profile=BlockProfile(components=(("cnn", "CNN token mixer (conv + activation)", "CNN mixer"),),
+                         map_parts=_map_parts, flops=_flops),
+)
+
+
+@register_block("cnn", INFO)
 class CNNBlock(PostLNLayer):
     """Post-LN unit: ConvMixer + optional FFN (ffn=None: no FFN sublayer)."""
 
@@ -54,12 +96,6 @@ class CNNBlock(PostLNLayer):
                  ffn: int | None = None, act: str = "gelu", dropout: float = 0.1, eps: float = 1e-12):
         mixer = ConvMixer(in_hidden, hidden, kernel, dilation, separable, act)
         super().__init__(mixer, FFN(hidden, ffn, act) if ffn else None, in_hidden, hidden, dropout, eps)
-
-    @classmethod
-    def check_spec(cls, spec, where: str) -> None:
-        require_positive(spec, where, "kernel", "dilation")
-        if spec.ffn is not None:
-            require_positive(spec, where, "ffn")
 
     @classmethod
     def kwargs_from_spec(cls, spec, in_hidden, hidden, arch) -> dict:

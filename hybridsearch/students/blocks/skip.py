@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from hybridsearch.students.blocks import register_block
+from hybridsearch.students.blocks import BlockInfo, register_block
 from hybridsearch.students.blocks.base import Block, BlockContext
 
+INFO = BlockInfo(label=("skip", None, ""), color="#DDDDDD", cost_rank=0, free=True)
 
-@register_block("skip")
+
+@register_block("skip", INFO)
 class SkipBlock(Block):
     """Identity; no parameters, no cost."""
 

@@ -14,16 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridsearch.errors import UserError
-from hybridsearch.students.blocks import register_block
-from hybridsearch.students.blocks.base import (
-    FFN,
-    BlockContext,
-    PostLNLayer,
-    optional_positive,
-    require_positive,
-    tracing,
-)
+from hybridsearch.students.blocks import BlockField, BlockInfo, BlockProfile, register_block
+from hybridsearch.students.blocks.base import FFN, BlockContext, PostLNLayer, tracing
 
 
 def attention_bias(ctx: BlockContext, decomposition: bool, window: int | None, dtype) -> torch.Tensor | None:
@@ -92,7 +84,55 @@ class SelfAttention(nn.Module):
         return self.out(y), probs  # (B, T, H), (B, nh, T, T) | None
 
 
-@register_block("transformer")
+# ---- descriptor: what measure/, search/ and the report read -------------------------------------
+def _latency_macs(v: dict, B: int, T: int) -> dict:
+    """Latency-fallback features of the attention mixer (v: parsed key, tags h, s)."""
+    inner = v["h"] * v["s"]
+    return {"lin": B * T * (3 * v["in"] * inner + inner * v["out"]), "attn": 2.0 * B * v["h"] * T * T * v["s"]}
+
+
+def _flops(spec, h_in: int, h: int, B: int, T: int, ew) -> dict:
+    """Analytic FLOPs of SelfAttention: {component: (matmul, other)}."""
+    N, nh, hs = B * T, spec.heads, spec.head_size
+    inner = nh * hs
+    return {
+        "attn_qkv": (3 * 2 * N * h_in * inner, 3 * N * inner),
+        "attn_core": (2 * 2 * B * nh * T * T * hs, B * nh * T * T * (1 + ew.softmax)),
+        "attn_out": (2 * N * inner * h, N * h),
+    }
+
+
+def _map_parts(mixer, mp: str, put) -> None:
+    """Profiler rows of SelfAttention's modules."""
+    put(mp, "attn_core", "self-attention minus its Linears (split, SDPA, merge)", is_glue=True)
+    for proj in ("query", "key", "value"):
+        put(f"{mp}.{proj}", "attn_qkv", "Q/K/V Linear modules")
+    put(f"{mp}.out", "attn_out", "output Linear")
+
+
+INFO = BlockInfo(
+    fields=(
+        BlockField("heads", required=True, tag="h", examples=(2,)),
+        BlockField("head_size", required=True, tag="s", examples=(8,)),
+        BlockField("ffn", required=True, tag="f", examples=(24,)),
+        BlockField("attn_decomposition", bool, key=None, default=False, tag="d", examples=(False, True)),
+        BlockField("local_window", key=None, tag="w", examples=(None, 2)),
+    ),
+    label=("attn", "heads", "{}h"),
+    color="#4C72B0",
+    cost_rank=3,
+    attention=True,
+    latency_macs=_latency_macs,
+    profile=BlockProfile(
+        components=(("attn_qkv", "Attention input projections (Q, K, V)", "Q/K/V proj"),
+                    ("attn_core", "Attention core (SDPA: scores, softmax, context)", "attention core"),
+                    ("attn_out", "Attention output projection", "attn out proj")),
+        map_parts=_map_parts, flops=_flops, uncounted=frozenset({"attn_core"}),  # SDPA: invisible to the counter
+    ),
+)
+
+
+@register_block("transformer", INFO)
 class TransformerBlock(PostLNLayer):
     """Post-LN BERT layer: SelfAttention mixer + FFN, passed into PostLNLayer."""
 
@@ -101,13 +141,6 @@ class TransformerBlock(PostLNLayer):
                  act: str = "gelu", dropout: float = 0.1, attn_dropout: float = 0.1, eps: float = 1e-12):
         mixer = SelfAttention(in_hidden, hidden, heads, head_size, attn_dropout, attn_decomposition, local_window)
         super().__init__(mixer, FFN(hidden, ffn, act), in_hidden, hidden, dropout, eps)
-
-    @classmethod
-    def check_spec(cls, spec, where: str) -> None:
-        require_positive(spec, where, "heads", "head_size", "ffn")
-        optional_positive(spec, where, "local_window")
-        if spec.local_window == 0:
-            raise UserError(f"{where}: local_window must be positive or null; fix local_window")
 
     @classmethod
     def kwargs_from_spec(cls, spec, in_hidden, hidden, arch) -> dict:

@@ -1,4 +1,4 @@
-"""`--backend nni`: an NNI HPO tuner (TPE by default, or random) drives the same space and objective.
+"""`--backend nni`: an NNI HPO tuner (TPE by default, or random) picks each sample; trials run like Optuna's.
 
 Contracts:
 - the space goes to NNI in its own format (`to_nni_space`): conditional keys become nested
@@ -6,37 +6,35 @@ Contracts:
   it; `arch.sharing` -> one shared layer or one per depth); `from_nni` flattens a parameter
   back to the sample dict every backend uses.
 - the tuner runs in this process (`update_search_space` / `generate_parameters` /
-  `receive_trial_result`; no NNI experiment manager, no web server); trials run one at a time in
-  the search's `TrialRunner` (a crashed trial process fails only its trial); `on_trial(study,
-  frozen_trial)` after each.
-- scalarized as in single-objective mode: the reward is the dev score; a candidate the precheck
-  rejects (over a budget, before training) gets -1, one over a budget after training its dev
-  score - 1. The study keeps the full values (its directions follow `--objective`).
-- results land in the same Optuna study (`study.add_trial`): params, values, and user attrs
-  `backend="nni"`, `nni_params`, `nni_reward`, `metrics`, `constraints`, `precheck`, `reason`,
-  `rejected`, `seeded` / `seed_name`. The space's seeds run first, once.
+  `receive_trial_result`; no NNI experiment manager, no web server); its sample is enqueued in
+  the study and asked, and the trial runs through the shared loop (`search.backends.local`:
+  the same protocol, record, promotion and teacher reference as `--backend optuna`). The
+  study's queue (the space's seeds, re-runs of unfinished trials) goes first; the tuner is told
+  those results as history.
+- scalarized: the reward is the dev score; a candidate the precheck rejects (over a budget,
+  before training) gets -1, one over a budget after training its dev score - 1. The study keeps
+  the full values (its directions follow `--objective`). Trials carry `backend.nni.params`
+  (the nested parameter) and `backend.nni.reward`.
 - state, pickle-free: RUN_DIR/nni/tuner.json holds the history (nested parameter, reward) and the
   tuner's RNG state; a re-run replays it into a fresh tuner (plus any NNI trial of the study the
-  file missed) and goes on. A trial interrupted mid-way never reached the study and is run anew;
-  no finished trial is lost or repeated.
+  file missed) and goes on.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from pathlib import Path
 
 from hybridsearch.errors import UserError
-from hybridsearch.search.objective import constraint_values, objective_values, over_budget
-from hybridsearch.search.rundir import STUDY_NAME
+from hybridsearch.search.backends import Backend, SearchJob, register_backend
+from hybridsearch.search.backends.local import Proposer
 
 ALGORITHMS = ("tpe", "random")
 STATE_FILE = "nni/tuner.json"
 REJECTED_REWARD = -1.0
 OVER_BUDGET_PENALTY = 1.0
+PARAMS_KEY, REWARD_KEY = "nni.params", "nni.reward"  # under backend.
 
 
 # -- space <-> NNI format -----------------------------------------------------------------------------
@@ -174,22 +172,6 @@ def to_nni(nni_space: dict, sample: dict) -> dict:
     return out
 
 
-def distributions(space, sample: dict) -> dict:
-    """Optuna distributions of the sample's labels, as `space.sample` would ask them."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out = {}
-    for label in sample:
-        ch = choice_of(space, label)
-        if ch.kind == "categorical":
-            out[label] = CategoricalDistribution(list(ch.values))
-        elif ch.kind == "int":
-            out[label] = IntDistribution(int(ch.low), int(ch.high), step=int(ch.step or 1), log=ch.log)
-        else:
-            out[label] = FloatDistribution(ch.low, ch.high, step=ch.step, log=ch.log)
-    return out
-
-
 # -- the tuner ----------------------------------------------------------------------------------------------
 def make_tuner(algorithm: str, seed: int, nni_space: dict, startup: int = 20):
     """A fresh NNI tuner on `nni_space` (nested choices of any depth work)."""
@@ -240,129 +222,113 @@ def _save_state(path: Path, algorithm: str, seed: int, tuner, history: list) -> 
 
 def _load_state(path: Path, study) -> tuple[dict, list]:
     """The saved state and the history, completed from the study's NNI trials the file missed."""
+    from hybridsearch.search.trial import BACKEND_KEY, BACKEND_PREFIX
+
     state = {}
     if path.is_file():
         try:
             state = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{path} is damaged ({exc}); delete it to rebuild the tuner from the study") from None
+        if not isinstance(state, dict):
+            raise UserError(f"{path} is not a tuner state (a JSON object); delete it to rebuild it from the study")
     history = list(state.get("history", []))
     seen = {r["trial"] for r in history}
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("backend") == "nni" and t.number not in seen and "nni_params" in t.user_attrs:
-            history.append({"trial": t.number, "parameter": t.user_attrs["nni_params"],
-                            "reward": t.user_attrs.get("nni_reward")})
+        a = t.user_attrs
+        params = a.get(BACKEND_PREFIX + PARAMS_KEY, a.get("nni_params"))  # older runs: flat nni_params
+        if a.get(BACKEND_KEY) == "nni" and t.number not in seen and params is not None and t.state.is_finished():
+            history.append({"trial": t.number, "parameter": params,
+                            "reward": a.get(BACKEND_PREFIX + REWARD_KEY, a.get("nni_reward"))})
     return state, history
 
 
-# -- one trial ------------------------------------------------------------------------------------------------
-def evaluate_sample(runner, sample: dict, settings):
-    """Run one sample -> (TrialState, values or None, user attrs, reward or None, intermediate values)."""
-    from optuna.trial import TrialState
-
-    budgets = (settings.max_latency_ms, settings.max_size_mb)
-    attrs: dict = {}
-    if settings.has_budget:
-        res = runner.run("precheck", sample)
-        if res.status != "done":
-            return TrialState.FAIL, None, {"reason": f"precheck failed: {res.reason}"}, None, {}
-        cost = res.value or {}
-        attrs["precheck"] = cost
-        reason = over_budget(cost, *budgets)
-        if reason:
-            attrs.update(reason=reason, rejected=True, constraints=constraint_values(cost, *budgets))
-            return TrialState.PRUNED, None, attrs, REJECTED_REWARD, {}
-    steps: dict = {}
-
-    def on_report(step: int, value: float) -> bool:
-        if math.isfinite(value):
-            steps[int(step)] = float(value)
-        return False
-
-    res = runner.run("evaluate", sample, on_report)
-    if res.status != "done":
-        return TrialState.FAIL, None, {**attrs, "reason": res.reason or res.status}, None, steps
-    metrics = res.value or {}
-    attrs.update(metrics=metrics, constraints=constraint_values(metrics, *budgets))
-    if metrics.get("failure"):
-        return TrialState.FAIL, None, {**attrs, "reason": str(metrics["failure"])}, None, steps
-    try:
-        values = objective_values(metrics, settings.objective)
-    except ValueError as exc:
-        return TrialState.FAIL, None, {**attrs, "reason": f"no usable result: {exc}"}, None, steps
-    reward = float(metrics["dev_score"]) - (OVER_BUDGET_PENALTY if max(attrs["constraints"]) > 0 else 0.0)
-    return TrialState.COMPLETE, values, attrs, reward, steps
+def reward_of(outcome) -> float | None:
+    """The scalar NNI is told: dev score (- 1 over a budget), -1 when rejected before training, None on failure."""
+    if outcome.rejected:
+        return REJECTED_REWARD
+    if outcome.state != "COMPLETE":
+        return None
+    over = max(outcome.constraints or [0.0]) > 0
+    return float(outcome.metrics["dev_score"]) - (OVER_BUDGET_PENALTY if over else 0.0)
 
 
-# -- the search -----------------------------------------------------------------------------------------------
-def run_nni_search(space, objective, storage_url: str | None, settings, run_dir, *, algorithm: str = "tpe",
-                   study_name: str = STUDY_NAME, metadata: dict | None = None, on_trial=None):
-    """Run (or resume) the NNI-driven search of `run_dir` until `settings.trials` trials are finished; the study."""
-    import warnings
+class TunerProposer(Proposer):
+    """The study's queue first (seeds, re-runs), then the NNI tuner's samples."""
 
-    import optuna
+    backend = "nni"
 
-    from hybridsearch.search.objective import as_objective
-    from hybridsearch.search.optuna_backend import check_budgets_reachable, finished_count, open_study
-    from hybridsearch.search.worker import TrialRunner
+    def __init__(self, space, settings, run_dir, algorithm: str):
+        self.space, self.settings, self.algorithm = space, settings, algorithm
+        self.nni_space = to_nni_space(space)
+        self.state_path = Path(run_dir) / STATE_FILE
+        self.tuner = self.history = None
+        self.seed = settings.seed
+        self._pending: dict[int, tuple] = {}  # trial number -> (parameter id or None, nested parameter)
 
-    settings.check()
-    if algorithm not in ALGORITHMS:
-        raise UserError(f"unknown --nni-algorithm {algorithm!r}; use one of {', '.join(ALGORITHMS)}")
-    if storage_url is None:
-        raise UserError("--backend nni needs a study storage (SQLite file or PostgreSQL URL); pass --storage or --out")
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(storage_url, settings, study_name, metadata)
-    nni_space = to_nni_space(space)
-    state_path = Path(run_dir) / STATE_FILE
-    state, history = _load_state(state_path, study)
-    if state and state.get("algorithm") != algorithm:
-        raise UserError(f"{state_path} was written by --nni-algorithm {state['algorithm']}; pass that or another --out")
-    seed = int(state.get("seed", settings.seed))
-    tuner = make_tuner(algorithm, seed, nni_space, startup=min(20, max(5, settings.trials // 5)))
-    for record in history:
-        replay(tuner, record)
-    if state.get("rng"):
-        tuner.rng.bit_generator.state = state["rng"]
-    done_seeds = {t.user_attrs.get("seed_name") for t in study.get_trials(deepcopy=False)
-                  if t.user_attrs.get("backend") == "nni"}
-    pending_seeds = [s for s in space.seeds if s["name"] not in done_seeds] if settings.enqueue_seeds else []
-    if settings.trials - finished_count(study) <= 0:
-        return study
-    start = time.monotonic()
-    with TrialRunner(as_objective(objective), settings.isolation, settings.trial_timeout) as runner:
-        check_budgets_reachable(space, runner, settings)
-        while finished_count(study) < settings.trials:
-            if settings.timeout and time.monotonic() - start > settings.timeout:
-                break
-            pid = len(history)
-            seed_point = pending_seeds.pop(0) if pending_seeds else None
-            if seed_point:
-                sample = dict(seed_point["sample"])
-                nested = to_nni(nni_space, sample)
-            else:
-                nested = tuner.generate_parameters(pid)
-                sample = from_nni(space, nested)
-            state_, values, attrs, reward, steps = evaluate_sample(runner, sample, settings)
-            attrs.update(backend="nni", nni_params=nested, nni_reward=reward, seeded=seed_point is not None)
-            if seed_point:
-                attrs["seed_name"] = seed_point["name"]
-            trial = optuna.trial.create_trial(
-                state=state_, values=values, params=sample, distributions=distributions(space, sample),
-                user_attrs=attrs, intermediate_values=steps or None)
-            trial._validate()
-            trial_id = study._storage.create_new_trial(study._study_id, template_trial=trial)  # = add_trial
-            number = study._storage.get_trial_number_from_id(trial_id)
-            record = {"trial": number, "parameter": nested, "reward": reward}
-            if seed_point:
-                replay(tuner, record)
-            elif reward is not None:
-                tuner.receive_trial_result(pid, nested, reward)
-            else:
-                tuner.trial_end(pid, False)
-            history.append(record)
-            _save_state(state_path, algorithm, seed, tuner, history)
-            if on_trial:
-                on_trial(study, study._storage.get_trial(trial_id))
-    return study
+    def load(self, study) -> None:
+        state, self.history = _load_state(self.state_path, study)
+        if state and state.get("algorithm") != self.algorithm:
+            raise UserError(f"{self.state_path} was written by --nni-algorithm {state['algorithm']}; "
+                            f"pass that or another --out")
+        self.seed = int(state.get("seed", self.settings.seed))
+        self.tuner = make_tuner(self.algorithm, self.seed, self.nni_space,
+                                startup=min(20, max(5, self.settings.trials // 5)))
+        for rec in self.history:
+            replay(self.tuner, rec)
+        if state.get("rng"):
+            self.tuner.rng.bit_generator.state = state["rng"]
+
+    def propose(self, study):
+        from optuna.trial import TrialState
+
+        if self.tuner is None:
+            self.load(study)
+        pid = None
+        if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            pid = len(self.history)
+            nested = self.tuner.generate_parameters(pid)
+            study.enqueue_trial(from_nni(self.space, nested))
+        trial = study.ask()
+        sample = self.space.sample(trial)
+        self._pending[trial.number] = (pid, nested if pid is not None else to_nni(self.nni_space, sample))
+        return trial, sample
+
+    def backend_attrs(self, trial, sample, outcome) -> dict:
+        return {PARAMS_KEY: self._pending[trial.number][1], REWARD_KEY: reward_of(outcome)}
+
+    def told(self, study, trial, sample, outcome) -> None:
+        pid, nested = self._pending.pop(trial.number)
+        reward = reward_of(outcome)
+        rec = {"trial": trial.number, "parameter": nested, "reward": reward}
+        if pid is None:
+            replay(self.tuner, rec)
+        elif reward is not None:
+            self.tuner.receive_trial_result(pid, nested, reward)
+        else:
+            self.tuner.trial_end(pid, False)
+        self.history.append(rec)
+        _save_state(self.state_path, self.algorithm, self.seed, self.tuner, self.history)
+
+
+@register_backend
+class NNIBackend(Backend):
+    name = "nni"
+    help = "an NNI tuner (--nni-algorithm tpe / random), scalarized on the dev score"
+    options = {"nni_algorithm": "tpe"}
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--nni-algorithm", default="tpe", choices=ALGORITHMS,
+                            help="NNI tuner for --backend nni (default: tpe)")
+
+    def check(self) -> None:
+        if self.opts["nni_algorithm"] not in ALGORITHMS:
+            raise UserError(f"unknown --nni-algorithm {self.opts['nni_algorithm']!r}; use one of {', '.join(ALGORITHMS)}")
+
+    def run(self, job: SearchJob):
+        from hybridsearch.search.backends.local import run_local
+
+        if job.storage_url is None:
+            raise UserError("--backend nni needs a study storage (SQLite file or PostgreSQL URL); pass --storage or --out")
+        return run_local(job, TunerProposer(job.space, job.settings, job.run_dir, self.opts["nni_algorithm"]))
