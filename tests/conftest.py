@@ -68,3 +68,17 @@ def make_tiny_bert(tmp_path, *, num_labels=2, layers=2, hidden=32, heads=4, ffn=
 def tiny_bert(tmp_path):
     """(model, tokenizer, dir) of a saved tiny random BERT classifier with 2 labels."""
     return make_tiny_bert(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray (2 CPUs, no dashboard, a custom resource `hs_target` to pin trials to) per test module;
+    `run_backend("ray", ...)` reuses it. Yields the `ray` module."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False,
+             resources={"hs_target": 1})
+    yield ray
+    ray.shutdown()

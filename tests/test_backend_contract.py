@@ -54,12 +54,9 @@ def toy_space():
 
 
 @pytest.fixture(scope="module")
-def ray_address():
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ctx = ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False)
-    yield ctx.address_info["gcs_address"]
-    ray.shutdown()
+def ray_address(local_ray):
+    """The module's local Ray (`tests/conftest.py`), as the address a second driver joins."""
+    return local_ray.get_runtime_context().gcs_address
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 What every backend shares (budgets, crashes, resume, teacher row, latency meaning, promotion,
 timeout) is in tests/test_backend_contract.py. One local Ray (2 CPUs, no dashboard) serves the
-module; `run_backend("ray", ...)` reuses a running Ray.
+module (`tests/conftest.py::local_ray`); `run_backend("ray", ...)` reuses it.
 """
 
 from __future__ import annotations
@@ -31,16 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def toy_space():
     return parse_space(yaml.safe_load(TOY_SPACE), "toy.yaml")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray = pytest.importorskip("ray")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=80 * 1024 * 1024, log_to_driver=False,
-             resources={"hs_target": 1})  # a node type trials can be pinned to
-    yield ray
-    ray.shutdown()
 
 
 def ray_search(objective, settings, run_dir, on_trial=None, **options):
