@@ -25,7 +25,6 @@ record existed (flat `metrics`, `reason`, `precheck`, ... attributes).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 
@@ -213,10 +212,6 @@ def record(study, trial, outcome: TrialOutcome, backend: dict | None = None) -> 
     study.tell(trial, values, state=TrialState[outcome.state], skip_if_finished=True)
     if outcome.interrupted:
         requeue(study, trial.number, outcome.reason or INTERRUPTED, always=True)
-
-
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 __all__ = ["OUTCOME_KEY", "TrialOutcome", "TrialProtocol", "drift_free", "read_outcome", "record"]

@@ -136,13 +136,15 @@ def _death_reason(exitcode: int | None) -> str:
 class TrialRunner:
     """Runs `precheck` / `evaluate` calls of one objective, isolated per `isolation`."""
 
-    def __init__(self, objective, isolation: str = "process", call_timeout: float | None = None, lock=None):
+    def __init__(self, objective, isolation: str = "process", call_timeout: float | None = None, lock=None,
+                 set_up: bool = False):
+        """set_up: the objective's `setup()` already ran in this process (inline isolation only)."""
         if isolation not in ("process", "inline"):
             raise UserError(f"unknown isolation {isolation!r}; use process or inline")
         self.objective, self.isolation, self.call_timeout, self.lock = objective, isolation, call_timeout, lock
         self.deadline: float | None = None  # time.monotonic() after which a running call is stopped
         self._proc = self._conn = None
-        self._inline_ready = False
+        self._inline_ready = set_up
 
     # -- process management ---------------------------------------------------
     def _start(self) -> None:

@@ -236,9 +236,7 @@ def _runner(objective, ctx: dict):
     from hybridsearch.search.locks import NodeLock
     from hybridsearch.search.worker import TrialRunner
 
-    runner = TrialRunner(objective, "inline", lock=NodeLock(ctx["lock_path"]))
-    runner._inline_ready = True  # set up once per worker by _worker_objective
-    return runner
+    return TrialRunner(objective, "inline", lock=NodeLock(ctx["lock_path"]), set_up=True)  # `_worker_objective`
 
 
 def measure_reference_task(objective, ctx: dict):
