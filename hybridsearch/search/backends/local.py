@@ -21,7 +21,6 @@ from hybridsearch.search.trial import (
     BACKEND_KEY,
     TrialProtocol,
     interrupted_outcome,
-    read_outcome,
     record,
 )
 
@@ -125,4 +124,4 @@ def run_local(job, proposer: Proposer):
     return study
 
 
-__all__ = ["Proposer", "StudySampler", "read_outcome", "run_local"]
+__all__ = ["Proposer", "StudySampler", "run_local"]

@@ -246,7 +246,7 @@ def measure_reference_task(objective, ctx: dict):
     return _node_id(), res.value if res.status == "done" else None, None if res.status == "done" else res.reason
 
 
-def _node_reference(study, objective, ctx: dict, runner, node: str) -> dict | None:
+def _node_reference(study, ctx: dict, runner, node: str) -> dict | None:
     from hybridsearch.search.trial import REFERENCE_PREFIX, TEACHER_KEY
 
     if not ctx["has_reference"]:
@@ -290,7 +290,7 @@ def trainable(config: dict, objective=None, ctx: dict | None = None) -> None:
     try:
         obj = _worker_objective(objective, ctx["key"])
         runner = _runner(obj, ctx)
-        reference = _node_reference(study, obj, ctx, runner, node)
+        reference = _node_reference(study, ctx, runner, node)
     except Exception as exc:  # noqa: BLE001 - fails this trial only, with its reason
         from hybridsearch.search.worker import _reason
 
